@@ -1,0 +1,18 @@
+"""Session set-up shared by the unit tests and the notebook runs (nbmake kernels inherit this environment)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+
+def pytest_configure(config) -> None:
+    # One work folder per test session: the tiny pair is built and converted once, then reused by every test and
+    # notebook. Set TUTORIAL_TEST_WORKDIR to keep it between sessions while developing.
+    workdir = os.environ.get("TUTORIAL_TEST_WORKDIR") or tempfile.mkdtemp(prefix="tutorial-tests-")
+    os.environ["TUTORIAL_WORKDIR"] = workdir
+    os.environ["TUTORIAL_PRESET"] = "tiny"
+    os.environ.setdefault("TUTORIAL_DEVICE", "CPU")
+    os.environ["HF_HUB_OFFLINE"] = "1"  # tests never touch the hub, even on a connected machine
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    os.environ["MPLBACKEND"] = "Agg"

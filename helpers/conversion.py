@@ -1,0 +1,370 @@
+"""Hugging Face -> OpenVINO IR with NNCF weight compression, or a download of a pre-converted model.
+
+Every model folder this module writes is finished or absent: work happens in a temporary sibling folder that is
+renamed at the end, and a ``conversion.json`` manifest records what was made. Re-running skips finished work.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import HubUnreachableError, ModelFolderError
+from .fsutil import atomic_directory, remove_stale_partials, write_json
+from .paths import models_dir
+from .presets import TINY_SOURCE_PREFIX, ModelSpec, Preset, WeightFormat
+
+MANIFEST_NAME = "conversion.json"
+MODEL_FILES = ("openvino_model.xml", "openvino_model.bin")
+TOKENIZER_FILES = ("openvino_tokenizer.xml", "openvino_tokenizer.bin", "openvino_detokenizer.xml",
+                   "openvino_detokenizer.bin")
+HF_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf")
+
+
+@dataclass
+class ConversionResult:
+    """What `prepare_model` did for one model."""
+
+    role: str
+    path: Path
+    source: str
+    weights: str
+    action: str  # "exported", "downloaded" or "reused"
+    seconds: float
+    size_bytes: int
+    source_size_bytes: int | None = None
+    cli_command: str | None = None
+
+    def row(self) -> dict[str, Any]:
+        """A row for `tables.show_table`."""
+        from .tables import human_bytes
+
+        ratio = (self.source_size_bytes / self.size_bytes) if self.source_size_bytes and self.size_bytes else None
+        return {
+            "model": self.role,
+            "source": self.source,
+            "weights": self.weights,
+            "original": human_bytes(self.source_size_bytes) if self.source_size_bytes else "-",
+            "OpenVINO": human_bytes(self.size_bytes),
+            "smaller by": f"{ratio:.1f}x" if ratio else "-",
+            "action": self.action,
+            "seconds": round(self.seconds, 1),
+        }
+
+
+@dataclass
+class PresetModels:
+    """The converted folders of a preset."""
+
+    preset: Preset
+    target: Path
+    draft: Path
+    pruned_draft: Path | None = None
+    results: list[ConversionResult] = field(default_factory=list)
+
+    def size_rows(self) -> list[dict[str, Any]]:
+        return [r.row() for r in self.results]
+
+
+def folder_size(path: Path) -> int:
+    """Bytes of all files below `path`."""
+    return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
+
+
+def hf_weights_size(folder: Path) -> int:
+    """Bytes of the weight files of a Hugging Face checkpoint folder."""
+    return sum(f.stat().st_size for f in Path(folder).iterdir() if f.suffix in HF_WEIGHT_SUFFIXES)
+
+
+def missing_files(path: Path, require_tokenizer: bool = True) -> list[str]:
+    """Files an OpenVINO GenAI model folder needs but `path` lacks."""
+    needed = MODEL_FILES + (TOKENIZER_FILES if require_tokenizer else ())
+    return [name for name in needed if not (Path(path) / name).is_file()]
+
+
+def check_ov_model_dir(path: str | Path, require_tokenizer: bool = True) -> Path:
+    """Return `path` if it is a complete OpenVINO model folder, else raise `ModelFolderError` naming the fix."""
+    path = Path(path).expanduser()
+    if not path.is_dir():
+        raise ModelFolderError(
+            f"Model folder {path} does not exist. Convert the model first (notebook 01, or "
+            "`python -m helpers convert --preset NAME`), or pass the folder that holds openvino_model.xml."
+        )
+    missing = missing_files(path, require_tokenizer)
+    if missing:
+        hint = (
+            "It looks like a Hugging Face checkpoint, not an OpenVINO model: convert it with "
+            f"`python -m helpers convert --source {path} --weights int4`."
+            if any(path.glob("*.safetensors")) or ((path / "config.json").is_file() and not (path / MODEL_FILES[0]).exists())
+            else "It may be half-written by an interrupted run: delete it and convert again."
+        )
+        raise ModelFolderError(f"{path} is not a complete OpenVINO model folder: missing {', '.join(missing)}. {hint}")
+    return path
+
+
+def read_manifest(path: Path) -> dict[str, Any] | None:
+    """The conversion manifest of a finished folder, or None."""
+    import json
+
+    manifest = Path(path) / MANIFEST_NAME
+    if not manifest.is_file():
+        return None
+    try:
+        return json.loads(manifest.read_text())
+    except ValueError:
+        return None
+
+
+def optimum_cli_command(source: str | Path, dest: str | Path, weights: WeightFormat) -> str:
+    """The ``optimum-cli export openvino`` command that makes the same model (for copy-paste)."""
+    args = ["optimum-cli", "export", "openvino", "--model", str(source), "--task", "text-generation-with-past"]
+    args += weights.cli_args()
+    args.append(str(dest))
+    return shlex.join(args)
+
+
+def nncf_config(weights: WeightFormat) -> Any:
+    """The optimum-intel/NNCF quantization config for `weights` (None for fp16)."""
+    from optimum.intel import OVWeightQuantizationConfig
+
+    if weights.bits == 16:
+        return None
+    kwargs: dict[str, Any] = {"bits": weights.bits, "sym": weights.sym}
+    if weights.group_size is not None:
+        kwargs["group_size"] = weights.group_size
+    elif weights.bits == 8:
+        kwargs["group_size"] = -1  # per-channel, as optimum-cli does for int8
+    if weights.bits == 4:
+        kwargs["ratio"] = weights.ratio
+        if weights.all_layers:
+            kwargs["all_layers"] = True
+    if weights.group_size_fallback:
+        kwargs["group_size_fallback"] = weights.group_size_fallback
+    return OVWeightQuantizationConfig(**kwargs)
+
+
+def _is_hub_id(source: str) -> bool:
+    return "/" in source and not source.startswith((".", "/", "~")) and source.count("/") == 1
+
+
+def _resolve_source(source: str | Path) -> str:
+    """A local folder stays a path; anything else must look like a hub id ``org/name``."""
+    text = str(source)
+    local = Path(text).expanduser()
+    if local.exists():
+        if not (local / "config.json").is_file() and local.suffix != ".gguf":
+            raise ModelFolderError(f"{local} has no config.json: it is not a Hugging Face model folder.")
+        return str(local.resolve())
+    if not _is_hub_id(text):
+        raise ModelFolderError(f"{text} is neither an existing folder nor a Hugging Face id like 'Qwen/Qwen3-0.6B'.")
+    return text
+
+
+def _hub_unreachable(source: str, exc: BaseException) -> HubUnreachableError:
+    return HubUnreachableError(
+        f"Cannot fetch {source!r} from the Hugging Face hub ({type(exc).__name__}: {str(exc).splitlines()[0][:160]}). "
+        "This machine seems offline. Download the model on a connected machine "
+        f"(`hf download {source} --local-dir {source.split('/')[-1]}`), copy the folder here and pass it as the source, "
+        "or use the offline `tiny` preset."
+    )
+
+
+def _network_errors() -> tuple[type[BaseException], ...]:
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled
+
+    errors: list[type[BaseException]] = [LocalEntryNotFoundError, OfflineModeIsEnabled, HfHubHTTPError, ConnectionError]
+    try:
+        import httpx
+
+        errors.append(httpx.HTTPError)
+    except ImportError:
+        pass
+    return tuple(errors)
+
+
+def _finished(dest: Path, expected: dict[str, Any]) -> bool:
+    manifest = read_manifest(dest)
+    if manifest is None or missing_files(dest):
+        return False
+    return all(manifest.get(k) == v for k, v in expected.items())
+
+
+def _check_destination(dest: Path, expected: dict[str, Any], overwrite: bool) -> bool:
+    """True if `dest` already holds the finished model; raises if it holds something else."""
+    remove_stale_partials(dest.parent, dest.name)
+    if not dest.exists():
+        return False
+    if _finished(dest, expected) and not overwrite:
+        return True
+    if overwrite:
+        return False
+    manifest = read_manifest(dest)
+    what = "a different conversion" if manifest else "an unfinished or foreign folder (no conversion.json)"
+    raise ModelFolderError(f"{dest} already exists and holds {what}. Delete it, or pass overwrite=True / --overwrite.")
+
+
+def save_openvino_tokenizers(tokenizer: Any, dest: Path) -> None:
+    """Write openvino_tokenizer/detokenizer .xml/.bin (the Python export API does not; optimum-cli does)."""
+    import openvino as ov
+    import openvino_tokenizers
+
+    ov_tokenizer, ov_detokenizer = openvino_tokenizers.convert_tokenizer(
+        tokenizer, with_detokenizer=True, skip_special_tokens=True
+    )
+    ov.save_model(ov_tokenizer, dest / "openvino_tokenizer.xml")
+    ov.save_model(ov_detokenizer, dest / "openvino_detokenizer.xml")
+
+
+def export_model(
+    source: str | Path,
+    dest: str | Path,
+    weights: WeightFormat,
+    *,
+    role: str = "model",
+    overwrite: bool = False,
+) -> ConversionResult:
+    """Export a Hugging Face model (hub id or local folder) to an OpenVINO IR folder with NNCF weight compression.
+
+    Writes the model, its Hugging Face tokenizer files and the OpenVINO tokenizer/detokenizer. Skips the work if
+    `dest` already holds the same finished conversion.
+    """
+    dest = Path(dest).expanduser().resolve()
+    resolved = _resolve_source(source)
+    expected = {"source": resolved, "weights": weights.describe()}
+    cli = optimum_cli_command(source, dest, weights)
+    if _check_destination(dest, expected, overwrite):
+        return _result(role, dest, resolved, weights.describe(), "reused", 0.0, cli)
+
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from optimum.intel import OVModelForCausalLM
+    from transformers import AutoTokenizer
+
+    start = time.perf_counter()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(resolved)
+        with atomic_directory(dest, replace=True) as tmp:
+            model = OVModelForCausalLM.from_pretrained(
+                resolved, export=True, compile=False, quantization_config=nncf_config(weights),
+                load_in_8bit=False if weights.bits == 16 else None,
+            )
+            model.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
+            save_openvino_tokenizers(tokenizer, tmp)
+            write_json(tmp / MANIFEST_NAME, {**expected, "method": "export", "cli_equivalent": cli})
+    except _network_errors() as exc:
+        raise _hub_unreachable(resolved, exc) from exc
+    except OSError as exc:
+        message = str(exc).lower()
+        if not Path(resolved).exists() and any(word in message for word in ("offline", "connect", "resolve")):
+            raise _hub_unreachable(resolved, exc) from exc
+        raise
+    return _result(role, dest, resolved, weights.describe(), "exported", time.perf_counter() - start, cli)
+
+
+def download_preconverted(repo_id: str, dest: str | Path, *, role: str = "model", overwrite: bool = False) -> ConversionResult:
+    """Download a pre-converted OpenVINO model repo (e.g. ``OpenVINO/Qwen3-8B-int4-ov``) into `dest`, atomically."""
+    from huggingface_hub import snapshot_download
+
+    dest = Path(dest).expanduser().resolve()
+    expected = {"source": repo_id, "weights": "pre-converted"}
+    if _check_destination(dest, expected, overwrite):
+        return _result(role, dest, repo_id, "pre-converted", "reused", 0.0, None)
+    start = time.perf_counter()
+    try:
+        with atomic_directory(dest, replace=True) as tmp:
+            snapshot_download(repo_id, local_dir=tmp)
+            if missing_files(tmp):
+                raise ModelFolderError(
+                    f"{repo_id} downloaded but lacks {', '.join(missing_files(tmp))}: it is not an OpenVINO GenAI model."
+                )
+            write_json(tmp / MANIFEST_NAME, {**expected, "method": "download"})
+    except _network_errors() as exc:
+        raise _hub_unreachable(repo_id, exc) from exc
+    return _result(role, dest, repo_id, "pre-converted", "downloaded", time.perf_counter() - start, None)
+
+
+def _result(role: str, dest: Path, source: str, weights: str, action: str, seconds: float, cli: str | None
+            ) -> ConversionResult:
+    source_path = Path(source)
+    return ConversionResult(
+        role=role, path=dest, source=source, weights=weights, action=action, seconds=seconds,
+        size_bytes=folder_size(dest), source_size_bytes=hf_weights_size(source_path) if source_path.is_dir() else None,
+        cli_command=cli,
+    )
+
+
+def model_dir_for(spec: ModelSpec, root: Path | None = None, downloaded: bool = False) -> Path:
+    """Where a preset model lives: ``<models>/<name>-<format>`` (``-ov`` for downloads)."""
+    root = root or models_dir()
+    if downloaded and spec.preconverted:
+        return root / spec.preconverted.split("/")[-1]
+    return root / spec.folder_name
+
+
+def prepare_model(spec: ModelSpec, method: str = "convert", root: Path | None = None, overwrite: bool = False
+                  ) -> ConversionResult:
+    """Make one preset model ready: export it (``convert``) or fetch the published conversion (``download``)."""
+    if method not in ("convert", "download"):
+        raise ValueError(f"method must be 'convert' or 'download', not {method!r}.")
+    if method == "download" or (spec.preconverted and spec.preconverted == spec.source):
+        if not spec.preconverted:
+            raise ModelFolderError(f"No pre-converted OpenVINO model is published for {spec.source}; use method='convert'.")
+        return download_preconverted(spec.preconverted, model_dir_for(spec, root, downloaded=True), role=spec.role,
+                                     overwrite=overwrite)
+    source: str | Path = spec.source
+    if spec.is_tiny:
+        from .tiny import build_tiny_pair
+
+        source = build_tiny_pair().path_for(spec.source.removeprefix(TINY_SOURCE_PREFIX))
+    return export_model(source, model_dir_for(spec, root), spec.weights, role=spec.role, overwrite=overwrite)
+
+
+def prepare_preset(preset: Preset, method: str = "convert", include_pruned: bool = False, root: Path | None = None
+                   ) -> PresetModels:
+    """Convert (or download) a preset's target and draft; with `include_pruned`, also its published pruned draft."""
+    from tqdm.auto import tqdm
+
+    specs = [preset.target, preset.draft]
+    if include_pruned and preset.pruned_draft is not None:
+        specs.append(preset.pruned_draft)
+    results = [prepare_model(spec, method, root) for spec in tqdm(specs, desc=f"preparing {preset.name}", leave=False)]
+    return PresetModels(
+        preset=preset,
+        target=results[0].path,
+        draft=results[1].path,
+        pruned_draft=results[2].path if len(results) > 2 else None,
+        results=results,
+    )
+
+
+def weight_precisions(model_dir: str | Path) -> dict[str, int]:
+    """Count the model's weight parameters by element type (i4, u8, f32 ...): proof of what NNCF compressed."""
+    import openvino as ov
+
+    model = ov.Core().read_model(Path(model_dir) / MODEL_FILES[0])
+    counts: dict[str, int] = {}
+    for op in model.get_ops():
+        if op.get_type_name() != "Constant":
+            continue
+        shape = op.get_output_partial_shape(0)
+        if shape.rank.get_length() < 2:  # scales, zero points and shapes, not weight matrices
+            continue
+        size = 1
+        for dim in shape.to_shape():
+            size *= dim
+        kind = op.get_output_element_type(0).get_type_name()
+        counts[kind] = counts.get(kind, 0) + size
+    return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
+def describe_nncf_config(weights: WeightFormat) -> dict[str, Any]:
+    """The fields of the NNCF config that matter, as a plain dict (the config's own repr hides them)."""
+    config = nncf_config(weights)
+    if config is None:
+        return {"weights": "fp16, not compressed"}
+    fields = ("bits", "sym", "group_size", "ratio", "all_layers", "group_size_fallback")
+    return {k: v for k, v in config.to_dict().items() if k in fields and v is not None}

@@ -1,0 +1,78 @@
+"""OpenVINO devices and the memory check that runs before a model is loaded."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from .errors import DeviceError, NotEnoughMemoryError
+from .paths import DEVICE_ENV
+from .presets import Preset, smaller_presets
+
+# OpenVINO also accepts these virtual devices, which pick or combine the physical ones.
+VIRTUAL_DEVICES = ("AUTO",)
+
+
+def available_devices() -> dict[str, str]:
+    """Device name -> full name, e.g. ``{"CPU": "Intel(R) Core(TM) Ultra 7 268V", "GPU": "Intel(R) Arc(TM) 140V GPU"}``."""
+    import openvino as ov
+
+    core = ov.Core()
+    return {name: str(core.get_property(name, "FULL_DEVICE_NAME")) for name in core.available_devices}
+
+
+def check_device(device: str) -> str:
+    """Return `device` (upper-cased) if OpenVINO can use it here, else raise `DeviceError` listing the valid ones."""
+    name = device.strip().upper()
+    devices = available_devices()
+    base = name.split(".")[0].split(":")[0]
+    if name in devices or base in VIRTUAL_DEVICES or base in {d.split(".")[0] for d in devices}:
+        return name
+    listing = ", ".join(f"{k} ({v})" for k, v in devices.items())
+    raise DeviceError(f"Device {device!r} is not available on this machine. Available: {listing}. Pass one of those names.")
+
+
+def default_device() -> str:
+    """``$TUTORIAL_DEVICE`` if set, else GPU when present (the blog's choice), else CPU."""
+    configured = os.environ.get(DEVICE_ENV)
+    if configured:
+        return check_device(configured)
+    return "GPU" if "GPU" in available_devices() else "CPU"
+
+
+def device_widget(default: str | None = None) -> Any:
+    """An ipywidgets dropdown of the available devices (value = device name, label = full name)."""
+    import ipywidgets as widgets
+
+    devices = available_devices()
+    options = [(f"{name}: {full}", name) for name, full in devices.items()] + [("AUTO", "AUTO")]
+    value = check_device(default) if default else default_device()
+    return widgets.Dropdown(options=options, value=value, description="Device:")
+
+
+def available_ram_gb() -> float:
+    """RAM that can be given to a new model without swapping, in GiB."""
+    import psutil
+
+    return psutil.virtual_memory().available / 2**30
+
+
+def check_memory(preset: Preset, purpose: str = "run", available_gb: float | None = None) -> float:
+    """Refuse, with a clear message naming a smaller preset, when free RAM is below what `preset` needs.
+
+    `purpose` is ``run`` (load and generate) or ``convert`` (export from the Hugging Face checkpoint).
+    Returns the free RAM in GiB.
+    """
+    if purpose not in ("run", "convert"):
+        raise ValueError(f"purpose must be 'run' or 'convert', not {purpose!r}.")
+    free = available_ram_gb() if available_gb is None else available_gb
+    needed = preset.ram_gb_run if purpose == "run" else preset.ram_gb_convert
+    if free >= needed:
+        return free
+    fits = [p.name for p in smaller_presets(preset) if (p.ram_gb_run if purpose == "run" else p.ram_gb_convert) <= free]
+    advice = f"Use a smaller preset: {', '.join(fits)}." if fits else "Close other programs or use a machine with more RAM."
+    if purpose == "convert" and preset.target.preconverted:
+        advice = f"Download the pre-converted models instead (method='download' / --method download), or: {advice}"
+    raise NotEnoughMemoryError(
+        f"Preset {preset.name!r} needs about {needed:g} GiB of free RAM to {purpose}, but only {free:.1f} GiB is free. {advice}"
+    )

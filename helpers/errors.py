@@ -1,0 +1,45 @@
+"""Errors that speak the user's language: each says what went wrong and what to do next."""
+
+from __future__ import annotations
+
+
+class TutorialError(Exception):
+    """Base class for every error raised on purpose by `helpers`.
+
+    The message always ends with the fix, so a notebook user never has to read a traceback from deep inside a library.
+    """
+
+
+class UnknownPresetError(TutorialError, KeyError):
+    """A preset name that is not in the registry."""
+
+    def __str__(self) -> str:  # KeyError would otherwise print the message with quotes around it
+        return str(self.args[0]) if self.args else ""
+
+
+class ModelFolderError(TutorialError):
+    """A model folder that is missing, incomplete, half-written or not an OpenVINO model."""
+
+
+class HubUnreachableError(TutorialError):
+    """The Hugging Face hub cannot be reached (offline machine, firewall, HF_HUB_OFFLINE=1)."""
+
+
+class DeviceError(TutorialError):
+    """An OpenVINO device name that is not available on this machine, or a property it does not support."""
+
+
+class NotEnoughMemoryError(TutorialError):
+    """Free RAM is below what a preset needs."""
+
+
+class TokenizerMismatchError(TutorialError):
+    """Draft and target do not share a tokenizer, so speculative decoding would produce garbage."""
+
+
+class PromptFileError(TutorialError):
+    """A prompts or data file that is missing, empty or malformed."""
+
+
+class ConfigError(TutorialError):
+    """A parameter out of range (number of assistant tokens, group size, layers to prune, ...)."""

@@ -1,0 +1,113 @@
+"""Files written so that an interrupted run is never mistaken for a finished one."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+PARTIAL_MARKER = ".partial-"
+
+
+@contextmanager
+def atomic_directory(final: Path, replace: bool = False) -> Iterator[Path]:
+    """Yield a temporary sibling of `final`; rename it to `final` only if the block finishes.
+
+    An exception (or a killed process) leaves `final` untouched; the half-written temporary folder is removed, or,
+    after a hard kill, left with a ``.partial-`` name that no reader treats as a model.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}{PARTIAL_MARKER}", dir=final.parent))
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if final.exists():
+        if not replace:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise FileExistsError(f"{final} already exists; pass replace=True to overwrite it.")
+        old = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")
+        final.rename(old)
+        tmp.rename(final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        tmp.rename(final)
+
+
+def remove_stale_partials(parent: Path, name: str) -> list[Path]:
+    """Delete temporary folders left by killed writes of `parent/name`; returns what was removed."""
+    removed = []
+    if parent.is_dir():
+        for path in parent.glob(f".{name}{PARTIAL_MARKER}*"):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write `text` to `path` through a temporary file and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Atomically write `data` as indented JSON."""
+    atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def append_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
+    """Append whole lines and flush them to disk, so a crash leaves at most one torn last line."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as handle:
+        for record in records:
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def read_jsonl(path: Path, drop_torn_tail: bool = True) -> list[dict[str, Any]]:
+    """Read a JSONL file. A torn final line (from an interrupted append) is dropped and cut off the file.
+
+    A malformed line anywhere else raises ``ValueError`` naming the line number.
+    """
+    path = Path(path)
+    raw = path.read_bytes()
+    lines = raw.split(b"\n")
+    records: list[dict[str, Any]] = []
+    good_bytes = 0
+    for number, line in enumerate(lines, start=1):
+        is_last = number == len(lines)
+        if not line.strip():
+            good_bytes += len(line) + (0 if is_last else 1)
+            continue
+        try:
+            record = json.loads(line)
+            if not isinstance(record, dict):
+                raise ValueError("not a JSON object")
+        except ValueError as exc:
+            torn = is_last or (number == len(lines) - 1 and not lines[-1])
+            if torn and drop_torn_tail and not raw.endswith(b"\n"):
+                with path.open("r+b") as handle:
+                    handle.truncate(good_bytes)
+                break
+            raise ValueError(f"{path}, line {number}: not a JSON object ({exc}).") from exc
+        records.append(record)
+        good_bytes += len(line) + (0 if is_last else 1)
+    return records

@@ -1,0 +1,134 @@
+"""OpenVINO GenAI pipelines: loading (with or without a draft), chat prompts and generation configs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .conversion import check_ov_model_dir
+from .devices import check_device
+from .errors import ConfigError, TokenizerMismatchError
+
+# Text that exercises code, digits, unicode and the chat/think markup: two tokenizers that agree on it agree in practice.
+TOKENIZER_PROBE = (
+    "<|im_start|>user\nDef f(x): return x**2 + 3.14 # café 你好 🙂\n<|im_end|>\n<think>\nok\n</think>\n"
+    "<tool_call>{\"name\": \"web_search\"}</tool_call>"
+)
+MAX_ASSISTANT_TOKENS = 32
+
+
+def check_same_tokenizer(target_dir: str | Path, draft_dir: str | Path) -> None:
+    """Raise `TokenizerMismatchError` unless draft and target tokenize (and end) text the same way."""
+    import openvino_genai as og
+
+    target_tok = og.Tokenizer(str(target_dir))
+    draft_tok = og.Tokenizer(str(draft_dir))
+    target_ids = target_tok.encode(TOKENIZER_PROBE).input_ids.data.tolist()
+    draft_ids = draft_tok.encode(TOKENIZER_PROBE).input_ids.data.tolist()
+    problems = []
+    if target_ids != draft_ids:
+        problems.append("they split the same text into different token ids")
+    if target_tok.get_eos_token_id() != draft_tok.get_eos_token_id():
+        problems.append(f"end-of-sequence ids differ ({target_tok.get_eos_token_id()} vs {draft_tok.get_eos_token_id()})")
+    if problems:
+        raise TokenizerMismatchError(
+            f"Draft {draft_dir} cannot assist target {target_dir}: {'; '.join(problems)}. "
+            "Speculative decoding needs a draft from the same model family (same tokenizer), e.g. Qwen3-0.6B for Qwen3-8B."
+        )
+
+
+def load_pipeline(
+    target_dir: str | Path,
+    device: str = "CPU",
+    draft_dir: str | Path | None = None,
+    draft_device: str | None = None,
+    prompt_lookup: bool = False,
+    **properties: Any,
+) -> Any:
+    """An ``openvino_genai.LLMPipeline`` for `target_dir`, optionally assisted by a draft model or by prompt lookup.
+
+    Folders, device and tokenizers are checked first, so mistakes surface as one clear sentence. `properties` are
+    OpenVINO compile properties (e.g. ``DYNAMIC_QUANTIZATION_GROUP_SIZE=0``); they apply to the draft too.
+    """
+    import openvino_genai as og
+
+    if draft_dir is not None and prompt_lookup:
+        raise ConfigError("Use either a draft model or prompt lookup, not both.")
+    target_dir = check_ov_model_dir(target_dir)
+    device = check_device(device)
+    if draft_dir is not None:
+        draft_dir = check_ov_model_dir(draft_dir)
+        check_same_tokenizer(target_dir, draft_dir)
+        draft = og.draft_model(str(draft_dir), check_device(draft_device or device), **properties)
+        return og.LLMPipeline(str(target_dir), device, draft_model=draft, **properties)
+    if prompt_lookup:
+        return og.LLMPipeline(str(target_dir), device, prompt_lookup=True, **properties)
+    return og.LLMPipeline(str(target_dir), device, **properties)
+
+
+def chat_prompt(pipe: Any, user_text: str, enable_thinking: bool = False, system: str | None = None,
+                tools: list[dict[str, Any]] | None = None) -> str:
+    """Render one user turn with the model's own chat template (Qwen3 thinking on/off via ``enable_thinking``)."""
+    messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": user_text}]
+    tokenizer = pipe.get_tokenizer()
+    kwargs: dict[str, Any] = {"add_generation_prompt": True, "extra_context": {"enable_thinking": enable_thinking}}
+    if tools:
+        kwargs["tools"] = tools
+    return tokenizer.apply_chat_template(messages, **kwargs)
+
+
+def generation_config(
+    max_new_tokens: int = 128,
+    num_assistant_tokens: int | None = None,
+    assistant_confidence_threshold: float | None = None,
+    max_ngram_size: int | None = None,
+    ignore_eos: bool = False,
+    logprobs: int = 0,
+    stop_strings: set[str] | None = None,
+) -> Any:
+    """A greedy ``GenerationConfig``; speculative knobs are validated here rather than deep in the pipeline."""
+    import openvino_genai as og
+
+    if max_new_tokens < 1:
+        raise ConfigError(f"max_new_tokens must be at least 1, got {max_new_tokens}.")
+    if num_assistant_tokens is not None and assistant_confidence_threshold is not None:
+        raise ConfigError("Set num_assistant_tokens or assistant_confidence_threshold, not both (OpenVINO GenAI uses one).")
+    if num_assistant_tokens is not None and not 1 <= num_assistant_tokens <= MAX_ASSISTANT_TOKENS:
+        raise ConfigError(f"num_assistant_tokens must be between 1 and {MAX_ASSISTANT_TOKENS}, got {num_assistant_tokens}.")
+    if assistant_confidence_threshold is not None and not 0.0 < assistant_confidence_threshold < 1.0:
+        raise ConfigError(
+            f"assistant_confidence_threshold must be between 0 and 1 (exclusive), got {assistant_confidence_threshold}."
+        )
+    config = og.GenerationConfig()
+    config.max_new_tokens = max_new_tokens
+    config.do_sample = False
+    config.ignore_eos = ignore_eos
+    config.apply_chat_template = False  # prompts are rendered by chat_prompt(), so thinking on/off is explicit
+    if num_assistant_tokens is not None:
+        config.num_assistant_tokens = num_assistant_tokens
+    if assistant_confidence_threshold is not None:
+        config.assistant_confidence_threshold = assistant_confidence_threshold
+    if max_ngram_size is not None:
+        config.max_ngram_size = max_ngram_size
+    if logprobs:
+        config.logprobs = logprobs
+    if stop_strings:
+        config.stop_strings = set(stop_strings)
+    return config
+
+
+def quick_generate(model_dir: str | Path, prompt: str = "Write a Python function that reverses a string.",
+                   device: str = "CPU", max_new_tokens: int = 32, stream: bool = True) -> str:
+    """Load a converted model and answer one chat prompt: the smoke test after a conversion."""
+    import openvino_genai as og
+
+    pipe = load_pipeline(model_dir, device)
+
+    def printer(subword: str) -> og.StreamingStatus:
+        print(subword, end="", flush=True)
+        return og.StreamingStatus.RUNNING
+
+    result = pipe.generate([chat_prompt(pipe, prompt)], generation_config(max_new_tokens), printer if stream else None)
+    if stream:
+        print()
+    return result.texts[0]

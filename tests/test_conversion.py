@@ -1,0 +1,85 @@
+import shutil
+
+import pytest
+
+from helpers import conversion
+from helpers.conversion import (
+    check_ov_model_dir,
+    export_model,
+    optimum_cli_command,
+    prepare_model,
+    read_manifest,
+    weight_precisions,
+)
+from helpers.errors import HubUnreachableError, ModelFolderError
+from helpers.presets import INT8_ASYM, WeightFormat, get_preset
+from helpers.tiny import build_tiny_pair
+
+
+def test_preset_conversion_writes_complete_folders(tiny_models):
+    for path in (tiny_models.target, tiny_models.draft):
+        assert check_ov_model_dir(path) == path
+        assert read_manifest(path)["weights"]
+    assert "i4" in weight_precisions(tiny_models.target)
+    assert "i4" not in weight_precisions(tiny_models.draft)
+    rows = tiny_models.size_rows()
+    assert [r["model"] for r in rows] == ["target", "draft"]
+
+
+def test_rerun_reuses_finished_work(tiny_models):
+    again = prepare_model(get_preset("tiny").target)
+    assert again.action == "reused"
+    assert again.path == tiny_models.target
+
+
+def test_interrupted_export_leaves_nothing_behind(tmp_path, monkeypatch, tiny_models):
+    def explode(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(conversion, "save_openvino_tokenizers", explode)
+    dest = tmp_path / "draft-int8"
+    with pytest.raises(KeyboardInterrupt):
+        export_model(build_tiny_pair().draft, dest, INT8_ASYM)
+    assert not dest.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_half_written_folder_is_not_reused(tmp_path, tiny_models):
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_models.draft, broken)
+    (broken / "openvino_detokenizer.xml").unlink()
+    with pytest.raises(ModelFolderError, match="missing openvino_detokenizer.xml"):
+        check_ov_model_dir(broken)
+    with pytest.raises(ModelFolderError, match="Delete it, or pass overwrite"):
+        export_model(build_tiny_pair().draft, broken, INT8_ASYM)
+    fixed = export_model(build_tiny_pair().draft, broken, INT8_ASYM, overwrite=True)
+    assert fixed.action == "exported" and check_ov_model_dir(broken)
+
+
+def test_missing_and_hf_folders_get_a_fix(tmp_path):
+    with pytest.raises(ModelFolderError, match="does not exist"):
+        check_ov_model_dir(tmp_path / "nothing")
+    with pytest.raises(ModelFolderError, match="Hugging Face checkpoint"):
+        check_ov_model_dir(build_tiny_pair().target)
+
+
+def test_hub_id_offline_says_hub_unreachable(tmp_path):
+    with pytest.raises(HubUnreachableError, match="local folder|copy the folder"):
+        export_model("Qwen/Qwen3-0.6B", tmp_path / "q", INT8_ASYM)
+    assert not (tmp_path / "q").exists()
+
+
+def test_download_offline_says_hub_unreachable(tmp_path):
+    with pytest.raises(HubUnreachableError):
+        prepare_model(get_preset("qwen3-8b").draft, method="download", root=tmp_path)
+
+
+def test_bad_source_is_named(tmp_path):
+    with pytest.raises(ModelFolderError, match="neither an existing folder"):
+        export_model("not-a-model", tmp_path / "x", INT8_ASYM)
+
+
+def test_cli_command_matches_weight_format():
+    command = optimum_cli_command("Qwen/Qwen3-8B", "out", WeightFormat(bits=4, group_size=128, ratio=0.8))
+    assert command == ("optimum-cli export openvino --model Qwen/Qwen3-8B --task text-generation-with-past "
+                       "--weight-format int4 --group-size 128 --ratio 0.8 out")

@@ -1,0 +1,57 @@
+import json
+
+import pytest
+
+from helpers.fsutil import append_jsonl, atomic_directory, read_jsonl, remove_stale_partials, write_json
+
+
+def test_atomic_directory_commits_only_on_success(tmp_path):
+    final = tmp_path / "model"
+    with pytest.raises(RuntimeError), atomic_directory(final) as tmp:
+        (tmp / "half.bin").write_text("x")
+        raise RuntimeError("interrupted")
+    assert not final.exists()
+    assert list(tmp_path.iterdir()) == []
+    with atomic_directory(final) as tmp:
+        (tmp / "done.bin").write_text("x")
+    assert (final / "done.bin").is_file()
+
+
+def test_atomic_directory_refuses_to_clobber_unless_asked(tmp_path):
+    final = tmp_path / "model"
+    final.mkdir()
+    with pytest.raises(FileExistsError), atomic_directory(final) as tmp:
+        (tmp / "a").write_text("new")
+    with atomic_directory(final, replace=True) as tmp:
+        (tmp / "a").write_text("new")
+    assert (final / "a").read_text() == "new"
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]
+
+
+def test_remove_stale_partials(tmp_path):
+    (tmp_path / ".model.partial-abc").mkdir()
+    (tmp_path / "model").mkdir()
+    assert len(remove_stale_partials(tmp_path, "model")) == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]
+
+
+def test_jsonl_torn_tail_is_dropped_and_cut(tmp_path):
+    path = tmp_path / "data.jsonl"
+    append_jsonl(path, [{"a": 1}, {"a": 2}])
+    with path.open("a") as handle:
+        handle.write('{"a": 3, "b"')  # a crash mid-write
+    assert read_jsonl(path) == [{"a": 1}, {"a": 2}]
+    append_jsonl(path, [{"a": 3}])
+    assert read_jsonl(path) == [{"a": 1}, {"a": 2}, {"a": 3}]
+
+
+def test_jsonl_malformed_middle_line_is_an_error(tmp_path):
+    path = tmp_path / "data.jsonl"
+    path.write_text('{"a": 1}\nnot json\n{"a": 2}\n')
+    with pytest.raises(ValueError, match="line 2"):
+        read_jsonl(path)
+
+
+def test_write_json_is_complete(tmp_path):
+    write_json(tmp_path / "r.json", {"x": [1, 2]})
+    assert json.loads((tmp_path / "r.json").read_text()) == {"x": [1, 2]}
