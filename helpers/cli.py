@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from .errors import TutorialError
-
-Handler = Callable[[argparse.Namespace], int]
 
 
 def _cmd_presets(args: argparse.Namespace) -> int:
@@ -77,13 +76,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("presets", help="list the model presets").set_defaults(handler=_cmd_presets)
     sub.add_parser("devices", help="list OpenVINO devices").set_defaults(handler=_cmd_devices)
     _add_convert(sub)
-    for register in _EXTRA_COMMANDS:
-        register(sub)
+    for module_name in COMMAND_MODULES:
+        module = importlib.import_module(f"helpers.{module_name}")
+        module.register_cli(sub)
     return parser
 
 
-# Later modules add their sub-commands here (bench, prune, heal, agent ...).
-_EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = []
+# Modules that add sub-commands: each defines ``register_cli(subparsers)`` and imports its heavy libraries lazily.
+COMMAND_MODULES: list[str] = []
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -50,7 +50,7 @@ def test_half_written_folder_is_not_reused(tmp_path, tiny_models):
     (broken / "openvino_detokenizer.xml").unlink()
     with pytest.raises(ModelFolderError, match="missing openvino_detokenizer.xml"):
         check_ov_model_dir(broken)
-    with pytest.raises(ModelFolderError, match="Delete it, or pass overwrite"):
+    with pytest.raises(ModelFolderError, match=r"Delete it, or pass overwrite"):
         export_model(build_tiny_pair().draft, broken, INT8_ASYM)
     fixed = export_model(build_tiny_pair().draft, broken, INT8_ASYM, overwrite=True)
     assert fixed.action == "exported" and check_ov_model_dir(broken)
@@ -64,7 +64,7 @@ def test_missing_and_hf_folders_get_a_fix(tmp_path):
 
 
 def test_hub_id_offline_says_hub_unreachable(tmp_path):
-    with pytest.raises(HubUnreachableError, match="local folder|copy the folder"):
+    with pytest.raises(HubUnreachableError, match=r"local folder|copy the folder"):
         export_model("Qwen/Qwen3-0.6B", tmp_path / "q", INT8_ASYM)
     assert not (tmp_path / "q").exists()
 
