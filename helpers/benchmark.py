@@ -73,6 +73,7 @@ class RunRecord:
     generate_ms: float
     input_tokens: int
     generated_tokens: int
+    load_ms: float = 0.0  # time the pipeline took to load (the same for every run of one pipeline)
     acceptance_rate: float | None = None  # speculative decoding only
     accepted_tokens: int | None = None
     draft_tokens: int | None = None
@@ -97,6 +98,7 @@ def measure(pipe: Any, prompt_text: str, config: Any, label: str = "", prompt_id
         generate_ms=metrics.get_generate_duration().mean,
         input_tokens=int(metrics.get_num_input_tokens()),
         generated_tokens=int(metrics.get_num_generated_tokens()),
+        load_ms=float(metrics.get_load_time()),
         text=result.texts[0],
     )
     extended = result.extended_perf_metrics
@@ -216,6 +218,7 @@ class BenchmarkResult:
                 "throughput_tps": statistics.median(r.throughput_tps for r in runs),
                 "generated_tokens": statistics.median(r.generated_tokens for r in runs),
                 "input_tokens": statistics.median(r.input_tokens for r in runs),
+                "load_ms": statistics.median(r.load_ms for r in runs),
                 "acceptance_rate": statistics.median(accept) if accept else None,
                 "cost_ratio": statistics.median(cost) if cost else None,
                 "tokens_per_step": statistics.median(per_step) if per_step else None,

@@ -55,6 +55,7 @@ def test_measure_reads_perf_metrics(target_pipe):
     assert record.input_tokens > 5
     assert record.ttft_ms > 0 and record.tpot_ms > 0 and record.throughput_tps > 0
     assert record.generate_ms >= record.ttft_ms
+    assert record.load_ms > 0
     assert record.acceptance_rate is None  # no draft
 
 
