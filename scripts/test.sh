@@ -4,4 +4,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 .venv/bin/ruff check .
-.venv/bin/python -m pytest --nbmake notebooks tests "$@"
+.venv/bin/python -m pytest --nbmake --nbmake-timeout=1200 notebooks tests "$@"

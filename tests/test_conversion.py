@@ -45,15 +45,30 @@ def test_interrupted_export_leaves_nothing_behind(tmp_path, monkeypatch, tiny_mo
 
 
 def test_half_written_folder_is_not_reused(tmp_path, tiny_models):
-    broken = tmp_path / "broken"
-    shutil.copytree(tiny_models.draft, broken)
-    (broken / "openvino_detokenizer.xml").unlink()
+    damaged = tmp_path / "damaged"
+    shutil.copytree(tiny_models.draft, damaged)
+    (damaged / "openvino_detokenizer.xml").unlink()
     with pytest.raises(ModelFolderError, match="missing openvino_detokenizer.xml"):
-        check_ov_model_dir(broken)
-    with pytest.raises(ModelFolderError, match=r"Delete it, or pass overwrite"):
-        export_model(build_tiny_pair().draft, broken, INT8_ASYM)
-    fixed = export_model(build_tiny_pair().draft, broken, INT8_ASYM, overwrite=True)
-    assert fixed.action == "exported" and check_ov_model_dir(broken)
+        check_ov_model_dir(damaged)
+    redone = export_model(build_tiny_pair().draft, damaged, INT8_ASYM)  # ours (manifest) but damaged: made again
+    assert redone.action == "exported" and check_ov_model_dir(damaged)
+
+
+def test_foreign_folder_is_only_replaced_on_request(tmp_path, tiny_models):
+    foreign = tmp_path / "foreign"
+    shutil.copytree(tiny_models.draft, foreign)
+    (foreign / "conversion.json").unlink()
+    with pytest.raises(ModelFolderError, match=r"not written by these helpers"):
+        export_model(build_tiny_pair().draft, foreign, INT8_ASYM)
+    fixed = export_model(build_tiny_pair().draft, foreign, INT8_ASYM, overwrite=True)
+    assert fixed.action == "exported" and read_manifest(foreign)
+
+
+def test_changed_settings_are_converted_again(tmp_path, tiny_models):
+    dest = tmp_path / "draft"
+    export_model(build_tiny_pair().draft, dest, INT8_ASYM)
+    again = export_model(build_tiny_pair().draft, dest, WeightFormat(bits=8, sym=True))
+    assert again.action == "exported" and read_manifest(dest)["weights"] == "int8 sym"
 
 
 def test_missing_and_hf_folders_get_a_fix(tmp_path):
@@ -83,3 +98,17 @@ def test_cli_command_matches_weight_format():
     command = optimum_cli_command("Qwen/Qwen3-8B", "out", WeightFormat(bits=4, group_size=128, ratio=0.8))
     assert command == ("optimum-cli export openvino --model Qwen/Qwen3-8B --task text-generation-with-past "
                        "--weight-format int4 --group-size 128 --ratio 0.8 out")
+
+
+def test_a_copied_work_folder_stays_valid(tmp_path, monkeypatch, tiny_models):
+    from helpers import paths
+
+    original = paths.workdir()
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    for name in ("tiny-hf", "models"):
+        shutil.copytree(original / name, moved / name)
+    monkeypatch.setenv("TUTORIAL_WORKDIR", str(moved))
+    models = conversion.prepare_preset(get_preset("tiny"))
+    assert [r.action for r in models.results] == ["reused", "reused"]
+    assert models.target.is_relative_to(moved.resolve())

@@ -55,3 +55,17 @@ def test_jsonl_malformed_middle_line_is_an_error(tmp_path):
 def test_write_json_is_complete(tmp_path):
     write_json(tmp_path / "r.json", {"x": [1, 2]})
     assert json.loads((tmp_path / "r.json").read_text()) == {"x": [1, 2]}
+
+
+def test_atomic_write_bytes_replaces_whole_files_only(tmp_path, monkeypatch):
+    from helpers import fsutil
+
+    path = tmp_path / "deck.pptx"
+    fsutil.atomic_write_bytes(path, b"old")
+    monkeypatch.setattr(fsutil.os, "replace", lambda src, dst: (_ for _ in ()).throw(OSError("disk full")))
+    with pytest.raises(OSError):
+        fsutil.atomic_write_bytes(path, b"new")
+    monkeypatch.undo()
+    assert path.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["deck.pptx"]
+    fsutil.atomic_write_bytes(path, b"new")
+    assert path.read_bytes() == b"new"

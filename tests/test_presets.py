@@ -40,5 +40,5 @@ def test_weight_format_cli_args_and_names():
 
 def test_smaller_presets_and_table():
     names = [p.name for p in smaller_presets(get_preset("qwen3-8b"))]
-    assert names == ["qwen3-1.7b", "tiny"]
+    assert names == ["qwen3-1.7b", "qwen2.5-coder-1.5b-offline", "tiny"]
     assert {row["preset"] for row in presets_table()} == set(PRESETS)
