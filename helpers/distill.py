@@ -1,0 +1,777 @@
+"""Healing a pruned draft: distillation data from the target, then fine-tuning the draft on it.
+
+- `load_prompt_source` reads prompts from the built-in set, a JSONL file or a Hugging Face dataset (streamed).
+- `generate_distillation_data` has the *target* answer them through OpenVINO GenAI, in batches, appending to a JSONL
+  file keyed by prompt id: an interrupted run resumes where it stopped, without duplicates or torn lines.
+- `heal` fine-tunes the pruned draft on those answers with ``transformers.Trainer`` (loss on answer tokens only,
+  checkpoints, resume; optionally a KL term to the target's own distribution). The same code runs on one CPU, one GPU
+  or many GPUs through ``accelerate launch -m helpers heal ...``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .benchmark import Prompt, load_prompts
+from .errors import (
+    ConfigError,
+    HubUnreachableError,
+    MissingPackageError,
+    ModelFolderError,
+    PromptFileError,
+    TokenizerMismatchError,
+)
+from .fsutil import append_jsonl, atomic_directory, read_jsonl, remove_stale_partials, write_json
+
+BUILTIN = "builtin"
+# Where a prompt sits in common instruction datasets: Infinity-Instruct/ShareGPT ("conversations": [{"from", "value"}]),
+# chat-style ("messages": [{"role", "content"}]) and flat columns.
+CONVERSATION_FIELDS = ("conversations", "messages")
+TEXT_FIELDS = ("prompt", "instruction", "question", "query", "input", "text")
+USER_ROLES = ("human", "user")
+HEALED_MANIFEST = "healing.json"
+
+
+def builtin_distill_prompts() -> list[Prompt]:
+    """120 varied prompts (coding, code completion, code questions, chat, summaries, reasoning, tool use)."""
+    with resources.as_file(resources.files("helpers").joinpath("data/distill_prompts.jsonl")) as path:
+        return load_prompts(path)
+
+
+def _looks_like_dataset_id(source: str) -> bool:
+    parts = source.split("/")
+    return len(parts) == 2 and all(parts) and not source.endswith((".jsonl", ".json")) and not source.startswith((".", "~"))
+
+
+def load_prompt_source(source: str, limit: int | None = None, split: str = "train", config_name: str | None = None,
+                       field: str | None = None) -> list[Prompt]:
+    """Prompts from ``builtin``, a JSONL file (``{"id", "text"}`` per line), or a Hugging Face dataset id (streamed)."""
+    if limit is not None and limit < 1:
+        raise ConfigError(f"The number of prompts must be at least 1, got {limit}.")
+    if source == BUILTIN:
+        prompts = builtin_distill_prompts()
+    elif Path(source).expanduser().exists() or source.endswith(".jsonl"):
+        prompts = load_prompts(source)
+    elif _looks_like_dataset_id(source):
+        return dataset_prompts(source, limit=limit or 1000, split=split, config_name=config_name, field=field)
+    else:
+        raise PromptFileError(f"Prompt source {source!r} is neither 'builtin', an existing JSONL file, nor a Hugging Face "
+                              "dataset id like 'BAAI/Infinity-Instruct'.")
+    return prompts[:limit] if limit else prompts
+
+
+def user_text(row: dict[str, Any], field: str | None = None) -> str | None:
+    """The first user turn of a dataset row, whatever the dataset's layout (None if there is none)."""
+    if field:
+        value = row.get(field)
+        return value if isinstance(value, str) and value.strip() else None
+    for name in CONVERSATION_FIELDS:
+        turns = row.get(name)
+        if isinstance(turns, list):
+            for turn in turns:
+                if isinstance(turn, dict) and str(turn.get("from", turn.get("role", ""))).lower() in USER_ROLES:
+                    text = turn.get("value", turn.get("content"))
+                    if isinstance(text, str) and text.strip():
+                        return text
+    for name in TEXT_FIELDS:
+        value = row.get(name)
+        if isinstance(value, str) and value.strip():
+            return value
+    return None
+
+
+def dataset_prompts(dataset_id: str, limit: int, split: str = "train", config_name: str | None = None,
+                    field: str | None = None) -> list[Prompt]:
+    """The first `limit` prompts of a Hugging Face dataset, streamed (nothing is downloaded beyond what is read)."""
+    try:
+        import datasets
+    except ImportError as exc:
+        raise MissingPackageError(
+            f"Reading the Hugging Face dataset {dataset_id!r} needs the `datasets` package, which is not installed. "
+            "Run `pip install datasets` (or use 'builtin' / a JSONL file of prompts)."
+        ) from exc
+    from tqdm.auto import tqdm
+
+    from .conversion import network_errors
+
+    prompts: list[Prompt] = []
+    skipped = 0
+    try:
+        stream = datasets.load_dataset(dataset_id, name=config_name, split=split, streaming=True)
+        with tqdm(total=limit, desc=f"reading {dataset_id}", leave=False) as bar:
+            for index, row in enumerate(stream):
+                text = user_text(row, field)
+                if text is None:
+                    skipped += 1
+                    if skipped >= 100 and not prompts:
+                        raise PromptFileError(
+                            f"No prompt found in the first 100 rows of {dataset_id} (columns: {', '.join(row)}). "
+                            "Name the column that holds the prompt with field=... (--field)."
+                        )
+                    continue
+                prompts.append(Prompt(id=f"{dataset_id}:{row.get('id', index)}",
+                                      category=str(row.get("category", "dataset")), text=text))
+                bar.update()
+                if len(prompts) >= limit:
+                    break
+    except (*network_errors(), FileNotFoundError) as exc:  # streaming fetches lazily: errors surface while reading
+        raise HubUnreachableError(
+            f"Cannot stream {dataset_id!r} ({type(exc).__name__}: {str(exc).splitlines()[0][:160]}). Check the connection "
+            "and the dataset id and config (--dataset-config), or use 'builtin' or a JSONL file of prompts."
+        ) from exc
+    return prompts
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Distillation data
+
+
+@dataclass
+class DistillDataResult:
+    """What one `generate_distillation_data` call did (throughput is OpenVINO GenAI's own measurement)."""
+
+    path: Path
+    total: int  # records in the file now
+    generated: int  # records added by this call
+    skipped: int  # prompts already answered in the file
+    generated_tokens: int
+    generate_seconds: float
+    earlier_tokens_per_second: float | None = None  # recorded by the calls that wrote the file before
+
+    @property
+    def tokens_per_second(self) -> float:
+        """This call's generation rate; the recorded earlier rate if this call had nothing left to generate."""
+        if self.generate_seconds:
+            return self.generated_tokens / self.generate_seconds
+        return self.earlier_tokens_per_second or float("nan")
+
+    def row(self) -> dict[str, Any]:
+        return {"file": self.path.name, "records": self.total, "added now": self.generated, "already there": self.skipped,
+                "tokens generated": self.generated_tokens,
+                "tokens/s": round(self.tokens_per_second) if self.generated_tokens else None}
+
+
+def _target_identity(target_dir: Path) -> str:
+    """What made an OpenVINO model, stable when the work folder moves: its conversion source and weights."""
+    from .conversion import read_manifest
+
+    manifest = read_manifest(target_dir) or {}
+    if manifest.get("source"):
+        return f"{manifest['source']} ({manifest.get('weights', '?')})"
+    return target_dir.name
+
+
+def data_settings_path(data_path: str | Path) -> Path:
+    """The sidecar file that records how a distillation data file was made."""
+    data_path = Path(data_path)
+    return data_path.with_name(data_path.name + ".settings.json")
+
+
+def read_distillation_data(path: str | Path) -> list[dict[str, Any]]:
+    """Records of a distillation file, validated; a torn last line from an interrupted run is dropped."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise PromptFileError(f"Distillation data {path} does not exist. Make it with generate_distillation_data "
+                              "(`python -m helpers distill-data`).")
+    try:
+        records = read_jsonl(path)
+    except ValueError as exc:
+        raise PromptFileError(f"{exc} Regenerate the file, or delete the broken line.") from exc
+    if not records:
+        raise PromptFileError(f"{path} holds no records. Generate data first (`python -m helpers distill-data`).")
+    for number, record in enumerate(records, start=1):
+        missing = [k for k in ("id", "chat_prompt", "answer") if not isinstance(record.get(k), str)]
+        if missing:
+            raise PromptFileError(f"{path}, record {number}: missing {', '.join(missing)}. Each line needs \"id\", "
+                                  "\"chat_prompt\" and \"answer\" strings, as written by generate_distillation_data.")
+    return records
+
+
+def generate_distillation_data(
+    target_dir: str | Path,
+    prompts: list[Prompt],
+    output: str | Path,
+    device: str = "CPU",
+    max_new_tokens: int = 256,
+    enable_thinking: bool = False,
+    batch_size: int = 16,
+    progress: bool = True,
+) -> DistillDataResult:
+    """Have the OpenVINO target answer every prompt not yet in `output`, appending one JSON line per answer.
+
+    Batches of prompts go through one ``generate()`` call (continuous batching). Records are keyed by prompt id, so
+    re-running with more prompts only answers the new ones; the settings are recorded next to the file and a resume
+    with different settings (another target, thinking mode or length) is refused rather than mixed in.
+    """
+    from tqdm.auto import tqdm
+
+    from .generation import chat_prompt, generation_config, load_pipeline
+
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be at least 1, got {batch_size}.")
+    if not prompts:
+        raise PromptFileError("No prompts to answer: pass load_prompt_source('builtin') or a prompts file.")
+    if len({p.id for p in prompts}) != len(prompts):
+        raise PromptFileError("Prompt ids must be unique: records are keyed by id so that a resumed run adds no duplicates.")
+    output = Path(output).expanduser()
+    target_dir = Path(target_dir).expanduser().resolve()
+    settings = {"target": _target_identity(target_dir), "max_new_tokens": max_new_tokens, "enable_thinking": enable_thinking}
+    settings_file = data_settings_path(output)
+    previous = json.loads(settings_file.read_text()) if settings_file.is_file() else {}
+    done: set[str] = set()
+    if output.is_file() and output.stat().st_size:
+        differing = {k: (previous.get(k), v) for k, v in settings.items() if previous.get(k) != v}
+        if differing:
+            raise ConfigError(f"{output} was made with other settings ({differing}: was, now). Write to another file, "
+                              "or delete it to start over.")
+        done = {r["id"] for r in read_distillation_data(output)}
+    measured = previous.get("measured", {"tokens": 0, "seconds": 0.0}) if done else {"tokens": 0, "seconds": 0.0}
+    earlier_rate = measured["tokens"] / measured["seconds"] if measured["seconds"] else None
+    write_json(settings_file, {**settings, "target_dir": str(target_dir), "measured": measured})
+    todo = [p for p in prompts if p.id not in done]
+    tokens, milliseconds = 0, 0.0
+    if not todo:  # nothing left: do not spend a model load on it
+        return DistillDataResult(path=output, total=len(done), generated=0, skipped=len(prompts), generated_tokens=0,
+                                 generate_seconds=0.0, earlier_tokens_per_second=earlier_rate)
+    pipe = load_pipeline(target_dir, device)
+    tokenizer = pipe.get_tokenizer()
+    config = generation_config(max_new_tokens)
+    with tqdm(total=len(prompts), initial=len(prompts) - len(todo), desc="target answers", disable=not progress) as bar:
+        for begin in range(0, len(todo), batch_size):
+            batch = todo[begin:begin + batch_size]
+            rendered = [chat_prompt(pipe, p.text, enable_thinking) for p in batch]
+            result = pipe.generate(rendered, config)
+            batch_tokens = int(result.perf_metrics.get_num_generated_tokens())
+            batch_ms = result.perf_metrics.get_generate_duration().mean
+            tokens += batch_tokens
+            milliseconds += batch_ms
+            records = []
+            for prompt, chat, answer in zip(batch, rendered, result.texts, strict=True):
+                answer_tokens = int(tokenizer.encode(answer, add_special_tokens=False).input_ids.get_shape()[1])
+                records.append({"id": prompt.id, "category": prompt.category, "prompt": prompt.text, "chat_prompt": chat,
+                                "answer": answer, "answer_tokens": answer_tokens,
+                                "finished": answer_tokens < max_new_tokens, "enable_thinking": enable_thinking})
+            append_jsonl(output, records)
+            measured = {"tokens": measured["tokens"] + batch_tokens, "seconds": measured["seconds"] + batch_ms / 1000}
+            write_json(settings_file, {**settings, "target_dir": str(target_dir), "measured": measured})
+            bar.update(len(batch))
+    return DistillDataResult(path=output, total=len(done) + len(todo), generated=len(todo), skipped=len(prompts) - len(todo),
+                             generated_tokens=tokens, generate_seconds=milliseconds / 1000,
+                             earlier_tokens_per_second=earlier_rate)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Healing
+
+
+@dataclass(frozen=True)
+class HealConfig:
+    """Fine-tuning settings. `steps` counts optimizer steps of ``batch_size * gradient_accumulation`` examples."""
+
+    steps: int = 200
+    learning_rate: float = 1e-4  # full fine-tuning of a 0.6B draft; the tiny one takes 2e-3
+    batch_size: int = 8
+    gradient_accumulation: int = 1
+    max_length: int = 512
+    warmup_steps: int = 10
+    weight_decay: float = 0.0
+    freeze_embeddings: bool = True  # also freezes a tied lm_head: fewer trainable weights, less forgetting
+    kl_weight: float = 0.0  # 0: cross-entropy on the target's answers; >0: mix in KL to the teacher's distribution
+    kl_temperature: float = 1.0
+    save_steps: int = 50
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.batch_size < 1 or self.gradient_accumulation < 1 or self.save_steps < 1:
+            raise ConfigError("steps, batch_size, gradient_accumulation and save_steps must all be at least 1.")
+        if not 0 < self.learning_rate < 1:
+            raise ConfigError(f"learning_rate must be between 0 and 1, got {self.learning_rate}.")
+        if self.max_length < 16:
+            raise ConfigError(f"max_length must be at least 16 tokens, got {self.max_length}.")
+        if not 0.0 <= self.kl_weight <= 1.0:
+            raise ConfigError(f"kl_weight must be within [0, 1], got {self.kl_weight}.")
+
+
+@dataclass
+class HealResult:
+    """What `heal` did. `action`: ``trained``, ``resumed`` (continued from a checkpoint), ``stopped`` (hit
+    `stop_after_steps`; run again to continue) or ``reused`` (a finished model with the same settings existed)."""
+
+    path: Path
+    action: str
+    steps_done: int
+    total_steps: int
+    resumed_from_step: int
+    examples: int
+    answer_tokens: int
+    input_tokens: int  # prompt + answer tokens of all examples
+    losses: list[tuple[int, float]] = field(default_factory=list)
+    train_seconds: float = 0.0  # Trainer's own measurement for this call
+    steps_per_second: float = 0.0
+    tokens_per_second: float = 0.0
+    checkpoints: Path | None = None
+
+    def row(self) -> dict[str, Any]:
+        first = self.losses[0][1] if self.losses else None
+        last = self.losses[-1][1] if self.losses else None
+        return {"action": self.action, "steps": f"{self.steps_done}/{self.total_steps}",
+                "resumed from step": self.resumed_from_step or "-", "examples": self.examples,
+                "answer tokens": self.answer_tokens, "first loss": first, "last loss": last,
+                "steps/s": round(self.steps_per_second, 1) if self.steps_per_second else None,
+                "tokens/s": round(self.tokens_per_second) if self.tokens_per_second else None}
+
+
+def check_same_hf_tokenizer(draft_dir: str | Path, target_dir: str | Path) -> None:
+    """Raise `TokenizerMismatchError` unless the draft's tokenizer splits text exactly like the target's."""
+    from transformers import AutoTokenizer
+
+    from .generation import TOKENIZER_PROBE
+
+    draft = AutoTokenizer.from_pretrained(str(draft_dir))
+    target = AutoTokenizer.from_pretrained(str(target_dir))
+    problems = []
+    def ids(tokenizer: Any) -> list[int]:
+        return tokenizer(TOKENIZER_PROBE, add_special_tokens=False)["input_ids"]
+
+    if ids(draft) != ids(target):
+        problems.append("they split the same text into different token ids")
+    if draft.eos_token_id != target.eos_token_id:
+        problems.append(f"end-of-sequence ids differ ({draft.eos_token_id} vs {target.eos_token_id})")
+    if problems:
+        raise TokenizerMismatchError(
+            f"The draft {draft_dir} does not share the target's tokenizer ({target_dir}): {'; '.join(problems)}. "
+            "Distillation data and speculative decoding need a draft of the same family (e.g. Qwen3-0.6B for Qwen3-8B)."
+        )
+
+
+def build_examples(records: list[dict[str, Any]], tokenizer: Any, max_length: int) -> list[dict[str, list[int]]]:
+    """Token ids and labels per record: the chat prompt is context (label -100), the target's answer is learned.
+
+    Answers the target finished get the end-of-turn token appended, so the draft also learns where answers stop.
+    Over-long examples keep at most half of `max_length` of prompt (its end) and cut the answer.
+    """
+    examples = []
+    for record in records:
+        prompt_ids = tokenizer(record["chat_prompt"], add_special_tokens=False)["input_ids"]
+        answer_ids = tokenizer(record["answer"], add_special_tokens=False)["input_ids"]
+        if record.get("finished") and tokenizer.eos_token_id is not None:
+            answer_ids = [*answer_ids, tokenizer.eos_token_id]
+        if not answer_ids:
+            continue
+        prompt_ids = prompt_ids[-(max_length // 2):]
+        input_ids = (prompt_ids + answer_ids)[:max_length]
+        labels = ([-100] * len(prompt_ids) + answer_ids)[:max_length]
+        examples.append({"input_ids": input_ids, "labels": labels})
+    return examples
+
+
+def _collate(pad_id: int) -> Any:
+    def collate(batch: list[dict[str, list[int]]]) -> dict[str, Any]:
+        import torch
+
+        width = max(len(e["input_ids"]) for e in batch)
+        ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+        labels = torch.full((len(batch), width), -100, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, example in enumerate(batch):
+            n = len(example["input_ids"])
+            ids[row, :n] = torch.tensor(example["input_ids"])
+            labels[row, :n] = torch.tensor(example["labels"])
+            mask[row, :n] = 1
+        return {"input_ids": ids, "labels": labels, "attention_mask": mask}
+    return collate
+
+
+def _is_main_process() -> bool:
+    """True except in the non-zero ranks of a distributed launch (accelerate launch, torchrun): one writer per file."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()[:16]
+
+
+def _distill_trainer_class() -> Any:
+    """A Trainer whose loss is cross-entropy on answer tokens, optionally mixed with KL to a teacher's distribution."""
+    import torch
+    import torch.nn.functional as F
+    from transformers import Trainer
+
+    class DistillTrainer(Trainer):
+        def __init__(self, *args: Any, teacher: Any = None, kl_weight: float = 0.0, temperature: float = 1.0,
+                     **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.teacher = teacher
+            self.kl_weight = kl_weight
+            self.temperature = temperature
+            self.model_accepts_loss_kwargs = False  # our loss is a per-batch mean: let Trainer scale it for accumulation
+
+        def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
+                         num_items_in_batch: Any = None) -> Any:
+            labels = inputs["labels"][:, 1:]
+            outputs = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
+            keep = labels != -100
+            logits = outputs.logits[:, :-1][keep]
+            loss = F.cross_entropy(logits.float(), labels[keep])
+            if self.teacher is not None and self.kl_weight > 0:
+                if next(self.teacher.parameters()).device != logits.device:
+                    self.teacher.to(logits.device)
+                with torch.no_grad():
+                    teacher_logits = self.teacher(input_ids=inputs["input_ids"],
+                                                  attention_mask=inputs["attention_mask"]).logits[:, :-1][keep]
+                t = self.temperature
+                kl = F.kl_div(F.log_softmax(logits.float() / t, dim=-1), F.log_softmax(teacher_logits.float() / t, dim=-1),
+                              log_target=True, reduction="batchmean") * t * t
+                loss = (1 - self.kl_weight) * loss + self.kl_weight * kl
+            return (loss, outputs) if return_outputs else loss
+
+        def _issue_warnings_after_load(self, load_result: Any) -> None:
+            # A tied lm_head is saved once, as the embeddings: its absence from a checkpoint is expected, not a problem.
+            tied = ({name for name, _ in self.model.named_parameters(remove_duplicate=False)}
+                    - {name for name, _ in self.model.named_parameters()})
+            if load_result.missing_keys and set(load_result.missing_keys) <= tied and not load_result.unexpected_keys:
+                self.model.tie_weights()
+                return
+            super()._issue_warnings_after_load(load_result)
+
+    return DistillTrainer
+
+
+def _stop_callback(stop_after_steps: int) -> Any:
+    from transformers import TrainerCallback
+
+    class StopAfter(TrainerCallback):
+        """Stop (saving a checkpoint) after a number of steps: a budgeted session, or a rehearsal of an interruption."""
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+            if state.global_step >= stop_after_steps:
+                control.should_save = True
+                control.should_training_stop = True
+            return control
+
+    return StopAfter()
+
+
+def _progress_callback() -> Any:
+    from tqdm.auto import tqdm
+    from transformers import TrainerCallback
+
+    class LossBar(TrainerCallback):
+        """One progress bar with the latest loss (Trainer's own callbacks print every log as a dict)."""
+
+        def __init__(self) -> None:
+            self.bar: Any = None
+
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if state.is_world_process_zero:
+                self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc="healing", leave=False)
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if self.bar is not None:
+                self.bar.update(state.global_step - self.bar.n)
+
+        def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **kwargs: Any) -> None:
+            if self.bar is not None and logs and "loss" in logs:
+                self.bar.set_postfix(loss=f"{float(logs['loss']):.3f}")
+
+        def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if self.bar is not None:
+                self.bar.close()
+
+    return LossBar()
+
+
+def heal(
+    draft_dir: str | Path,
+    data_path: str | Path,
+    dest: str | Path,
+    config: HealConfig | None = None,
+    teacher_dir: str | Path | None = None,
+    target_dir: str | Path | None = None,
+    stop_after_steps: int | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+    callbacks: list[Any] | None = None,
+) -> HealResult:
+    """Fine-tune the (pruned) draft at `draft_dir` on distillation data; save the healed model to `dest` atomically.
+
+    Checkpoints go to ``<dest>-checkpoints``; a later call with the same settings resumes from the last one (after a
+    crash, or after `stop_after_steps`). `teacher_dir` (a Hugging Face target checkpoint) is needed for
+    ``kl_weight > 0``. `target_dir` (any folder with the target's tokenizer; default: the one the data records) is
+    used to refuse a draft whose tokenizer differs.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainingArguments
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+    from transformers.trainer_utils import get_last_checkpoint
+
+    from .pruning import check_hf_model_dir, threads_for
+
+    config = config or HealConfig()
+    draft_dir = Path(draft_dir).expanduser().resolve()
+    dest = Path(dest).expanduser().resolve()
+    data_path = Path(data_path).expanduser().resolve()
+    checkpoints = dest.with_name(dest.name + "-checkpoints")
+    check_hf_model_dir(draft_dir)
+    if config.kl_weight > 0 and teacher_dir is None:
+        raise ConfigError("kl_weight > 0 needs the teacher's Hugging Face checkpoint: pass teacher_dir (--teacher).")
+    records = read_distillation_data(data_path)
+    settings_file = data_settings_path(data_path)
+    if target_dir is None and settings_file.is_file():
+        recorded = json.loads(settings_file.read_text()).get("target_dir")
+        target_dir = recorded if recorded and Path(recorded).is_dir() else None
+    for other in (target_dir, teacher_dir):
+        if other is not None:
+            check_same_hf_tokenizer(draft_dir, other)
+
+    key = {"draft": str(draft_dir), "data": _file_digest(data_path), "teacher": str(teacher_dir) if teacher_dir else None,
+           **{k: v for k, v in asdict(config).items() if k not in ("steps", "save_steps")}}
+    remove_stale_partials(dest.parent, dest.name)
+    finished = dest / HEALED_MANIFEST
+    if finished.is_file() and not overwrite:
+        manifest = json.loads(finished.read_text())
+        if manifest.get("key") == key and manifest.get("steps") == config.steps:
+            return HealResult(path=dest, action="reused", steps_done=config.steps, total_steps=config.steps,
+                              resumed_from_step=0, examples=manifest["examples"], answer_tokens=manifest["answer_tokens"],
+                              input_tokens=manifest["input_tokens"], steps_per_second=manifest.get("steps_per_second", 0.0),
+                              tokens_per_second=manifest.get("tokens_per_second", 0.0),
+                              losses=[tuple(x) for x in manifest["losses"]], checkpoints=checkpoints)
+        raise ModelFolderError(f"{dest} holds a model healed with other settings or data. Delete it or pass "
+                               "overwrite=True (--overwrite).")
+    if dest.exists() and not overwrite and not finished.is_file():
+        raise ModelFolderError(f"{dest} exists but is not a healed model. Delete it or choose another destination.")
+    key_file = checkpoints / "heal_key.json"
+    if overwrite and checkpoints.exists() and _is_main_process():
+        import shutil
+
+        shutil.rmtree(checkpoints)
+    if checkpoints.is_dir() and key_file.is_file() and json.loads(key_file.read_text()) != key:
+        raise ConfigError(f"The checkpoints in {checkpoints} were made with other settings or data, so they cannot be "
+                          "resumed. Delete that folder, or pass overwrite=True (--overwrite) to start over.")
+    if _is_main_process():
+        write_json(key_file, key)
+
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    tokenizer = AutoTokenizer.from_pretrained(draft_dir)
+    examples = build_examples(records, tokenizer, config.max_length)
+    if not examples:
+        raise PromptFileError(f"{data_path} has no record with a non-empty answer to learn from.")
+    model = AutoModelForCausalLM.from_pretrained(draft_dir, dtype=torch.float32)
+    if config.freeze_embeddings:
+        model.get_input_embeddings().weight.requires_grad_(False)
+        model.get_output_embeddings().weight.requires_grad_(False)
+    teacher = None
+    if teacher_dir is not None and config.kl_weight > 0:
+        teacher = AutoModelForCausalLM.from_pretrained(str(teacher_dir), dtype=torch.float32).eval()
+        teacher.requires_grad_(False)
+        if teacher.config.vocab_size != model.config.vocab_size:
+            raise TokenizerMismatchError(f"Teacher vocabulary ({teacher.config.vocab_size}) differs from the draft's "
+                                         f"({model.config.vocab_size}); KL distillation needs the same vocabulary.")
+
+    args = TrainingArguments(
+        output_dir=str(checkpoints), max_steps=config.steps, per_device_train_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.gradient_accumulation, learning_rate=config.learning_rate,
+        lr_scheduler_type="cosine", warmup_steps=config.warmup_steps, weight_decay=config.weight_decay,
+        logging_steps=max(1, min(10, config.steps // 20)), save_strategy="steps", save_steps=config.save_steps,
+        save_total_limit=2, report_to="none", seed=config.seed, data_seed=config.seed, dataloader_num_workers=0,
+        remove_unused_columns=False, disable_tqdm=True, dataloader_pin_memory=False, include_num_input_tokens_seen="non_padding",
+    )
+    trainer = _distill_trainer_class()(
+        model=model, args=args, train_dataset=examples, data_collator=_collate(tokenizer.pad_token_id or 0),
+        teacher=teacher, kl_weight=config.kl_weight, temperature=config.kl_temperature,
+        callbacks=[*(callbacks or []), *([_stop_callback(stop_after_steps)] if stop_after_steps else [])],
+    )
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
+    if progress:
+        trainer.add_callback(_progress_callback())
+    trainer.accelerator.wait_for_everyone()  # under accelerate/torchrun: rank 0 has prepared the checkpoint folder
+    last = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
+    resumed_from = int(Path(last).name.split("-")[-1]) if last else 0
+    tokens_before = 0
+    if last:
+        state = json.loads((Path(last) / "trainer_state.json").read_text())
+        tokens_before = int(state.get("num_input_tokens_seen", 0))
+    with threads_for(model):
+        output = trainer.train(resume_from_checkpoint=last)
+    steps_done = trainer.state.global_step
+    losses = [(int(e["step"]), float(e["loss"])) for e in trainer.state.log_history if "loss" in e]
+    runtime = float(output.metrics.get("train_runtime", 0.0))
+    ran_steps = steps_done - resumed_from
+    answer_tokens = sum(sum(1 for x in e["labels"] if x != -100) for e in examples)
+    input_tokens = sum(len(e["input_ids"]) for e in examples)
+    result = HealResult(
+        path=dest, action="resumed" if last else "trained", steps_done=steps_done, total_steps=config.steps,
+        resumed_from_step=resumed_from, examples=len(examples), answer_tokens=answer_tokens, input_tokens=input_tokens,
+        losses=losses,
+        train_seconds=runtime, steps_per_second=ran_steps / runtime if runtime else 0.0,
+        tokens_per_second=(trainer.state.num_input_tokens_seen - tokens_before) / runtime if runtime else 0.0,
+        checkpoints=checkpoints,
+    )
+    if steps_done < config.steps:
+        result.action = "stopped"
+        return result
+    trainer.accelerator.wait_for_everyone()
+    if trainer.is_world_process_zero():
+        with atomic_directory(dest, replace=True) as tmp:
+            trainer.accelerator.unwrap_model(trainer.model).save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
+            write_json(tmp / HEALED_MANIFEST, {"key": key, "steps": config.steps, "examples": len(examples),
+                                               "answer_tokens": answer_tokens, "input_tokens": input_tokens,
+                                               "steps_per_second": result.steps_per_second,
+                                               "tokens_per_second": result.tokens_per_second,
+                                               "losses": losses, "source": str(draft_dir),
+                                               "data": str(data_path)})
+    return result
+
+
+def agreement(model_dir: str | Path, records: list[dict[str, Any]], max_length: int = 1024, batch_size: int = 8) -> float:
+    """Share of the target's answer tokens that the model at `model_dir` predicts as its top-1 (teacher forcing).
+
+    A cheap proxy for speculative acceptance that needs no OpenVINO export: a draft that agrees with the target on
+    more tokens gets more of its guesses accepted. Use records of prompts the draft was not trained on.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from .pruning import threads_for
+
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32).eval()
+    examples = build_examples(records, tokenizer, max_length)
+    if not examples:
+        raise PromptFileError("No record with a non-empty answer to measure agreement on.")
+    collate = _collate(tokenizer.pad_token_id or 0)
+    hits = total = 0
+    with torch.no_grad(), threads_for(model):
+        for begin in range(0, len(examples), batch_size):
+            batch = collate(examples[begin:begin + batch_size])
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
+            labels = batch["labels"][:, 1:]
+            keep = labels != -100
+            hits += int((logits.argmax(dim=-1)[keep] == labels[keep]).sum())
+            total += int(keep.sum())
+    return hits / total
+
+
+TRAINING_FLOPS_PER_PARAM_TOKEN = 6  # forward (2) + backward (4) multiply-adds per parameter and token
+
+
+def cost_rows(scales: dict[str, int], answer_tokens: float, prompt_tokens: float, generation_tps: float,
+              training_tps: float, epochs: float = 1.0) -> list[dict[str, Any]]:
+    """Tokens and hours for distillation data and one healing pass at several scales, at the given measured rates.
+
+    `scales` maps a label to a number of prompts; rates are tokens per second (generation: answer tokens; training:
+    prompt and answer tokens, as transformers counts them).
+    """
+    rows = []
+    for label, samples in scales.items():
+        generated = samples * answer_tokens
+        trained = samples * (prompt_tokens + answer_tokens) * epochs
+        rows.append({"scale": label, "prompts": samples, "answer tokens": f"{generated:,.0f}",
+                     "data generation": _duration(generated / generation_tps) if generation_tps else "-",
+                     "training tokens": f"{trained:,.0f}",
+                     "healing": _duration(trained / training_tps) if training_tps else "-"})
+    return rows
+
+
+def _duration(seconds: float) -> str:
+    if seconds != seconds or seconds == float("inf"):  # NaN or unknown rate
+        return "-"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 3 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.0f} days"
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Command line
+
+
+def _cmd_distill_data(args: Any) -> int:
+    from .conversion import prepare_preset
+    from .presets import get_preset
+    from .tables import markdown_table
+
+    if bool(args.target) == bool(args.preset):
+        raise ConfigError("Name the target: --target OPENVINO_FOLDER, or --preset NAME (its converted target).")
+    target = Path(args.target) if args.target else prepare_preset(get_preset(args.preset)).target
+    prompts = load_prompt_source(args.prompts, limit=args.samples, split=args.split, config_name=args.dataset_config,
+                                 field=args.field)
+    result = generate_distillation_data(target, prompts, args.output, device=args.device, max_new_tokens=args.max_new_tokens,
+                                        enable_thinking=args.thinking, batch_size=args.batch_size)
+    print(markdown_table([result.row()]))
+    return 0
+
+
+def _cmd_heal(args: Any) -> int:
+    from .tables import markdown_table
+
+    config = HealConfig(steps=args.steps, learning_rate=args.lr, batch_size=args.batch_size,
+                        gradient_accumulation=args.gradient_accumulation, max_length=args.max_length,
+                        warmup_steps=args.warmup_steps, freeze_embeddings=not args.train_embeddings,
+                        kl_weight=args.kl_weight, kl_temperature=args.kl_temperature, save_steps=args.save_steps,
+                        seed=args.seed)
+    output = args.output or f"{Path(args.draft).name}-healed"
+    result = heal(args.draft, args.data, output, config, teacher_dir=args.teacher, target_dir=args.target,
+                  stop_after_steps=args.stop_after, overwrite=args.overwrite, progress=_is_main_process())
+    if not _is_main_process():  # one report per launch, not one per process
+        return 0
+    print(markdown_table([result.row()]))
+    print(f"\n{'healed model: ' + str(result.path) if result.action != 'stopped' else 'stopped; run again to continue'}"
+          f"  (checkpoints: {result.checkpoints})")
+    return 0
+
+
+def register_cli(sub: Any) -> None:
+    """``python -m helpers distill-data`` and ``python -m helpers heal``."""
+    p = sub.add_parser("distill-data", help="have the OpenVINO target answer prompts (resumable JSONL)")
+    p.add_argument("--target", help="OpenVINO target folder")
+    p.add_argument("--preset", help="instead of --target: this preset's converted target")
+    p.add_argument("--prompts", default=BUILTIN, help="'builtin', a JSONL file, or a Hugging Face dataset id "
+                   "(e.g. BAAI/Infinity-Instruct; needs `pip install datasets`)")
+    p.add_argument("--samples", type=int, default=None, help="number of prompts (default: all; 1000 for datasets)")
+    p.add_argument("--dataset-config", help="dataset configuration name (e.g. 0625 for Infinity-Instruct)")
+    p.add_argument("--split", default="train")
+    p.add_argument("--field", help="dataset column holding the prompt, if not detected")
+    p.add_argument("--output", default="distill.jsonl")
+    p.add_argument("--device", default="CPU")
+    p.add_argument("--max-new-tokens", type=int, default=256)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--thinking", action="store_true", help="Qwen3 thinking on")
+    p.set_defaults(handler=_cmd_distill_data)
+
+    h = sub.add_parser("heal", help="fine-tune a pruned draft on distillation data (transformers.Trainer; resumable)")
+    h.add_argument("--draft", required=True, help="Hugging Face folder of the pruned draft")
+    h.add_argument("--data", required=True, help="JSONL written by distill-data")
+    h.add_argument("--output", help="healed model folder (default: <draft>-healed)")
+    defaults = HealConfig()
+    h.add_argument("--steps", type=int, default=defaults.steps)
+    h.add_argument("--lr", type=float, default=defaults.learning_rate)
+    h.add_argument("--batch-size", type=int, default=defaults.batch_size, help="per device")
+    h.add_argument("--gradient-accumulation", type=int, default=defaults.gradient_accumulation)
+    h.add_argument("--max-length", type=int, default=defaults.max_length)
+    h.add_argument("--warmup-steps", type=int, default=defaults.warmup_steps)
+    h.add_argument("--save-steps", type=int, default=defaults.save_steps)
+    h.add_argument("--train-embeddings", action="store_true", help="also train embeddings and lm_head (frozen by default)")
+    h.add_argument("--kl-weight", type=float, default=0.0, help="mix in KL to the teacher (needs --teacher)")
+    h.add_argument("--kl-temperature", type=float, default=1.0)
+    h.add_argument("--teacher", help="Hugging Face folder of the target, for --kl-weight")
+    h.add_argument("--target", help="folder with the target's tokenizer, to check the draft matches it")
+    h.add_argument("--stop-after", type=int, help="stop after this many steps (run again to continue)")
+    h.add_argument("--seed", type=int, default=defaults.seed)
+    h.add_argument("--overwrite", action="store_true", help="discard checkpoints and any healed model at --output")
+    h.set_defaults(handler=_cmd_heal)

@@ -1,0 +1,231 @@
+import json
+import sys
+
+import pytest
+
+from helpers import distill
+from helpers.benchmark import Prompt
+from helpers.cli import main
+from helpers.distill import HealConfig, generate_distillation_data, heal, load_prompt_source, read_distillation_data
+from helpers.errors import (
+    ConfigError,
+    HubUnreachableError,
+    MissingPackageError,
+    ModelFolderError,
+    PromptFileError,
+    TokenizerMismatchError,
+)
+from helpers.tiny import build_tiny_pair
+
+QUICK = HealConfig(steps=8, learning_rate=2e-3, batch_size=4, max_length=128, warmup_steps=0, save_steps=4)
+
+
+@pytest.fixture(scope="module")
+def data_file(tmp_path_factory, tiny_models):
+    path = tmp_path_factory.mktemp("distill") / "distill.jsonl"
+    generate_distillation_data(tiny_models.target, load_prompt_source("builtin", limit=16), path, max_new_tokens=24,
+                               batch_size=8, progress=False)
+    return path
+
+
+def test_builtin_prompts_are_varied():
+    prompts = load_prompt_source("builtin")
+    assert len(prompts) >= 100 and len({p.id for p in prompts}) == len(prompts)
+    assert {"coding", "code-completion", "chat", "summarise", "reasoning"} <= {p.category for p in prompts}
+    assert len(load_prompt_source("builtin", limit=5)) == 5
+
+
+def test_prompt_sources_fail_clearly(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "datasets", None)  # as if not installed, even where it is
+    with pytest.raises(MissingPackageError, match="pip install datasets"):
+        load_prompt_source("BAAI/Infinity-Instruct", limit=10)
+    with pytest.raises(PromptFileError, match="neither"):
+        load_prompt_source("no-such-thing")
+    with pytest.raises(PromptFileError, match="does not exist"):
+        load_prompt_source(str(tmp_path / "missing.jsonl"))
+    with pytest.raises(ConfigError):
+        load_prompt_source("builtin", limit=0)
+
+
+def test_dataset_prompts_are_streamed_and_extracted(monkeypatch):
+    """A stand-in for `datasets` (nothing leaves the machine): rows in the Infinity-Instruct layout."""
+    import types
+
+    calls = []
+
+    def load_dataset(path, **kwargs):
+        calls.append((path, kwargs))
+        rows = [{"id": i, "conversations": [{"from": "human", "value": f"question {i}"}, {"from": "gpt", "value": "a"}]}
+                for i in range(100)]
+        rows.insert(2, {"id": "empty", "conversations": []})
+        return iter(rows)
+
+    monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=load_dataset))
+    prompts = load_prompt_source("BAAI/Infinity-Instruct", limit=5, config_name="0625")
+    assert [p.text for p in prompts] == [f"question {i}" for i in range(5)]
+    assert prompts[0].id == "BAAI/Infinity-Instruct:0" and calls[0][1] == {"name": "0625", "split": "train", "streaming": True}
+
+    def offline(path, **kwargs):
+        raise ConnectionError("no route to host")
+
+    monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=offline))
+    with pytest.raises(HubUnreachableError, match="Cannot stream"):
+        load_prompt_source("BAAI/Infinity-Instruct", limit=5)
+
+
+def test_user_text_understands_common_layouts():
+    assert distill.user_text({"conversations": [{"from": "human", "value": "Hi?"}, {"from": "gpt", "value": "Hello"}]}) == "Hi?"
+    assert distill.user_text({"messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "Q"}]}) == "Q"
+    assert distill.user_text({"instruction": "Do it", "output": "done"}) == "Do it"
+    assert distill.user_text({"question": "", "weird": 3}) is None
+    assert distill.user_text({"body": "text"}, field="body") == "text"
+
+
+def test_generation_resumes_without_duplicates_or_torn_lines(tmp_path, tiny_models):
+    prompts = load_prompt_source("builtin", limit=7)
+    path = tmp_path / "data.jsonl"
+    first = generate_distillation_data(tiny_models.target, prompts[:3], path, max_new_tokens=8, batch_size=2, progress=False)
+    assert (first.generated, first.skipped, first.total) == (3, 0, 3) and first.generated_tokens > 0
+    # An interrupted append leaves half a line; the next run drops it and carries on.
+    with path.open("a") as handle:
+        handle.write('{"id": "' + prompts[3].id + '", "chat_prompt": "x", "ans')
+    second = generate_distillation_data(tiny_models.target, prompts, path, max_new_tokens=8, batch_size=2, progress=False)
+    assert (second.generated, second.skipped, second.total) == (4, 3, 7)
+    records = read_distillation_data(path)
+    assert [r["id"] for r in records] == [p.id for p in prompts]
+    assert all(r["answer_tokens"] <= 8 and r["chat_prompt"].startswith("<|im_start|>") for r in records)
+    third = generate_distillation_data(tiny_models.target, prompts, path, max_new_tokens=8, progress=False)
+    assert third.generated == 0 and len(read_distillation_data(path)) == 7
+    assert third.tokens_per_second > 0  # the rate measured by the earlier calls, kept next to the file
+    with pytest.raises(ConfigError, match="other settings"):
+        generate_distillation_data(tiny_models.target, prompts, path, max_new_tokens=16, progress=False)
+    with pytest.raises(PromptFileError, match="unique"):
+        generate_distillation_data(tiny_models.target, [Prompt("a", "c", "x"), Prompt("a", "c", "y")], tmp_path / "d.jsonl")
+
+
+def test_bad_data_files_are_named(tmp_path):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    with pytest.raises(PromptFileError, match="no records"):
+        read_distillation_data(empty)
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"id": "a", "chat_prompt": "p", "answer": "x"}\nnot json\n{"id": "b"}\n')
+    with pytest.raises(PromptFileError, match="line 2"):
+        read_distillation_data(broken)
+    partial = tmp_path / "partial.jsonl"
+    partial.write_text('{"id": "a", "prompt": "p"}\n')
+    with pytest.raises(PromptFileError, match="missing chat_prompt, answer"):
+        read_distillation_data(partial)
+    with pytest.raises(PromptFileError, match="does not exist"):
+        read_distillation_data(tmp_path / "nothing.jsonl")
+
+
+def test_examples_learn_the_answer_only():
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(build_tiny_pair().draft)
+    record = {"chat_prompt": "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n", "answer": "def f():", "finished": True}
+    (example,) = distill.build_examples([record], tokenizer, max_length=64)
+    prompt_len = len(tokenizer(record["chat_prompt"], add_special_tokens=False)["input_ids"])
+    assert example["labels"][:prompt_len] == [-100] * prompt_len
+    assert example["labels"][prompt_len:] == example["input_ids"][prompt_len:]
+    assert example["labels"][-1] == tokenizer.eos_token_id  # finished answers teach where to stop
+    long = {**record, "answer": "x = 1\n" * 200, "finished": False}
+    (cut,) = distill.build_examples([long], tokenizer, max_length=32)
+    assert len(cut["input_ids"]) == 32 and cut["labels"][-1] != tokenizer.eos_token_id
+
+
+def test_heal_stops_resumes_and_matches_an_uninterrupted_run(tmp_path, data_file):
+    from safetensors.torch import load_file
+
+    draft = build_tiny_pair().draft
+    stopped = heal(draft, data_file, tmp_path / "healed", QUICK, stop_after_steps=4, progress=False)
+    assert stopped.action == "stopped" and stopped.steps_done == 4 and not (tmp_path / "healed").exists()
+    resumed = heal(draft, data_file, tmp_path / "healed", QUICK, progress=False)
+    assert resumed.action == "resumed" and resumed.resumed_from_step == 4 and resumed.steps_done == 8
+    assert [step for step, _ in resumed.losses] == sorted({step for step, _ in resumed.losses})  # no step trained twice
+    assert (tmp_path / "healed" / "tokenizer.json").is_file() and (tmp_path / "healed" / distill.HEALED_MANIFEST).is_file()
+
+    straight = heal(draft, data_file, tmp_path / "straight", QUICK, progress=False)
+    assert straight.action == "trained"
+    a, b = load_file(tmp_path / "healed" / "model.safetensors"), load_file(tmp_path / "straight" / "model.safetensors")
+    assert a.keys() == b.keys() and all((a[k] - b[k]).abs().max() < 1e-5 for k in a)
+    assert any(not t.equal(load_file(draft / "model.safetensors")[k]) for k, t in a.items())  # it did learn something
+
+    again = heal(draft, data_file, tmp_path / "healed", QUICK, progress=False)
+    assert again.action == "reused" and again.tokens_per_second > 0 and again.losses == resumed.losses
+    with pytest.raises(ModelFolderError, match="other settings"):
+        heal(draft, data_file, tmp_path / "healed", HealConfig(steps=8, learning_rate=1e-3, save_steps=4), progress=False)
+
+
+def test_heal_resumes_after_a_crash(tmp_path, data_file):
+    from transformers import TrainerCallback
+
+    class Crash(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 6:
+                raise KeyboardInterrupt
+
+    draft = build_tiny_pair().draft
+    with pytest.raises(KeyboardInterrupt):
+        heal(draft, data_file, tmp_path / "h", QUICK, callbacks=[Crash()], progress=False)
+    assert not (tmp_path / "h").exists()
+    result = heal(draft, data_file, tmp_path / "h", QUICK, progress=False)
+    assert result.resumed_from_step == 4 and result.steps_done == 8
+    heal(draft, data_file, tmp_path / "h2", QUICK, stop_after_steps=4, progress=False)
+    with pytest.raises(ConfigError, match="other settings"):  # checkpoints made with other settings are not resumed
+        heal(draft, data_file, tmp_path / "h2", HealConfig(steps=8, learning_rate=1e-3, save_steps=4), progress=False)
+
+
+def test_heal_refuses_bad_input(tmp_path, data_file, tiny_models):
+    from helpers.tiny import local_corpus, train_tokenizer
+
+    draft = build_tiny_pair().draft
+    other = tmp_path / "other-tokenizer"
+    train_tokenizer(local_corpus(3)).save_pretrained(other)
+    with pytest.raises(TokenizerMismatchError, match="same family"):
+        heal(draft, data_file, tmp_path / "x", QUICK, target_dir=other, progress=False)
+    with pytest.raises(ConfigError, match="teacher"):
+        heal(draft, data_file, tmp_path / "x", HealConfig(kl_weight=0.5), progress=False)
+    with pytest.raises(ModelFolderError, match="is an OpenVINO model"):
+        heal(tiny_models.draft, data_file, tmp_path / "x", QUICK, progress=False)
+    for bad in ({"steps": 0}, {"learning_rate": 2.0}, {"kl_weight": 1.5}, {"max_length": 4}):
+        with pytest.raises(ConfigError):
+            HealConfig(**bad)
+
+
+def test_heal_with_kl_to_the_teacher_and_agreement(tmp_path, data_file):
+    import math
+
+    pair = build_tiny_pair()
+    config = HealConfig(steps=2, learning_rate=2e-3, batch_size=4, max_length=128, warmup_steps=0, kl_weight=0.5, save_steps=10)
+    result = heal(pair.draft, data_file, tmp_path / "kl", config, teacher_dir=pair.target, progress=False)
+    assert result.steps_done == 2 and all(math.isfinite(loss) for _, loss in result.losses)
+    records = read_distillation_data(data_file)
+    for model in (pair.draft, result.path):
+        assert 0.0 <= distill.agreement(model, records[:4]) <= 1.0
+
+
+def test_cost_rows():
+    rows = distill.cost_rows({"small": 10, "big": 1000}, answer_tokens=50, prompt_tokens=20, generation_tps=100,
+                             training_tps=1000)
+    assert [r["prompts"] for r in rows] == [10, 1000]
+    assert rows[0]["data generation"] == "5 s" and rows[1]["healing"] == "70 s"
+    unknown = distill.cost_rows({"x": 10}, 50, 20, generation_tps=float("nan"), training_tps=0)[0]
+    assert unknown["data generation"] == "-" and unknown["healing"] == "-"
+
+
+def test_cli_distill_data_and_heal(tmp_path, capsys, tiny_models, data_file, monkeypatch):
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text(json.dumps({"id": "q1", "text": "def main():"}) + "\n")
+    out = tmp_path / "d.jsonl"
+    assert main(["distill-data", "--target", str(tiny_models.target), "--prompts", str(prompts), "--output", str(out),
+                 "--max-new-tokens", "8"]) == 0
+    assert "added now" in capsys.readouterr().out and len(read_distillation_data(out)) == 1
+    assert main(["heal", "--draft", str(build_tiny_pair().draft), "--data", str(data_file), "--output",
+                 str(tmp_path / "cli-healed"), "--steps", "2", "--batch-size", "4", "--max-length", "128"]) == 0
+    assert "healed model:" in capsys.readouterr().out
+    monkeypatch.setitem(sys.modules, "datasets", None)
+    assert main(["distill-data", "--target", str(tiny_models.target), "--prompts", "BAAI/Infinity-Instruct"]) == 2
+    err = capsys.readouterr().err
+    assert "datasets" in err and "Traceback" not in err
