@@ -1,0 +1,76 @@
+"""The benchmark suite on the tiny preset: every step measured once, results written, finished steps skipped."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from helpers import suite
+from helpers.benchmark import builtin_prompts
+from helpers.cli import main
+from helpers.errors import ConfigError
+from helpers.presets import get_preset
+
+
+def tiny_settings(tmp_path, **changes) -> suite.SuiteSettings:
+    values = {"preset": get_preset("tiny"), "prompts": builtin_prompts()[:2], "ks": (2, 4), "lookup_ks": (3,),
+              "max_new_tokens": 8, "repeats": 1, "warmup": 0, "results_dir": tmp_path}
+    values.update(changes)
+    return suite.SuiteSettings(**values)
+
+
+def test_suite_measures_every_step_then_resumes(tiny_models, tmp_path, monkeypatch):
+    settings = tiny_settings(tmp_path)
+    actions = suite.run_suite(settings, command="python -m helpers suite --preset tiny", progress=False)
+    steps = suite.default_steps(settings.ks, settings.lookup_ks)
+    names = [s.name for s in steps]
+    assert names == ["target-alone", "int4-target-int8-draft", "int4-target-int4-draft", "int8-target-int8-draft",
+                     "int8-target-int4-draft", "prompt-lookup"]
+    assert [a["step"] for a in actions] == names and {a["action"] for a in actions} == {"measured"}
+
+    draft_int8 = json.loads((tmp_path / "int8-target-int4-draft.json").read_text())
+    assert draft_int8["baseline"] == suite.REFERENCE
+    labels = [row["label"] for row in draft_int8["summary"]]
+    assert labels == [suite.REFERENCE, "target int8 alone", "int8 + int4 draft k=2", "int8 + int4 draft k=4"]
+    models = draft_int8["settings"]["suite"]["models"]
+    assert models["draft int4"].endswith("tiny-draft-int4") and models["target int8"].endswith("tiny-target-int8")
+    assert draft_int8["settings"]["suite"]["command"] == "python -m helpers suite --preset tiny"
+    assert draft_int8["machine"]["logical_cores"] >= 1
+    for row in draft_int8["summary"]:
+        assert row["runs"] == len(settings.prompts)
+        if "draft" in row["label"]:
+            assert 0.0 <= row["acceptance_rate"] <= 1.0
+
+    rows = suite.summary_rows(settings)
+    assert len(rows) == sum(len(s.runs) + 1 for s in steps)
+    assert all(r["speedup"] == 1.0 for r in rows if r["label"] == suite.REFERENCE)  # the reference against itself
+    summary = (tmp_path / "summary.md").read_text()
+    assert "int4 + prompt lookup k=3" in summary and "## Machine" in summary and "--preset tiny" in summary
+    assert "Steps not measured yet: none" in summary
+    assert (tmp_path / "overview.png").stat().st_size > 0 and (tmp_path / "speedup_vs_k_int4-target-int8-draft.png").is_file()
+
+    # a second run measures nothing: every step has its result
+    def no_measuring(*args, **kwargs):
+        raise AssertionError("a finished step was measured again")
+
+    monkeypatch.setattr(suite, "run_step", no_measuring)
+    again = suite.run_suite(settings, command="again", progress=False)
+    assert {a["action"] for a in again} == {"skipped (done)"}
+    assert json.loads((tmp_path / "summary.json").read_text())["command"] == "again"
+
+
+def test_results_made_with_other_settings_are_not_mixed(tiny_models, tmp_path):
+    settings = tiny_settings(tmp_path, steps=("target-alone",))
+    suite.run_suite(settings, progress=False)
+    with pytest.raises(ConfigError, match="other settings"):
+        suite.run_suite(tiny_settings(tmp_path, steps=("target-alone",), max_new_tokens=9), progress=False)
+    with pytest.raises(ConfigError, match="Unknown suite step"):
+        suite.selected_steps(tiny_settings(tmp_path, steps=("agent",)))
+
+
+def test_cli_lists_steps_without_measuring(tmp_path, capsys):
+    assert main(["suite", "--preset", "tiny", "--results-dir", str(tmp_path), "--list"]) == 0
+    out = capsys.readouterr().out
+    assert "int4-target-int8-draft" in out and "todo" in out
+    assert not list(tmp_path.glob("*.json"))
