@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import HubUnreachableError, ModelFolderError
-from .fsutil import atomic_directory, remove_stale_partials, write_json
+from .fsutil import atomic_directory, read_json, remove_stale_partials, write_json
 from .paths import models_dir
 from .presets import PYPI_GGUF_SOURCE_PREFIX, TINY_SOURCE_PREFIX, ModelSpec, Preset, WeightFormat
 
@@ -111,15 +111,7 @@ def check_ov_model_dir(path: str | Path, require_tokenizer: bool = True) -> Path
 
 def read_manifest(path: Path) -> dict[str, Any] | None:
     """The conversion manifest of a finished folder, or None."""
-    import json
-
-    manifest = Path(path) / MANIFEST_NAME
-    if not manifest.is_file():
-        return None
-    try:
-        return json.loads(manifest.read_text())
-    except ValueError:
-        return None
+    return read_json(Path(path) / MANIFEST_NAME)
 
 
 def optimum_cli_command(source: str | Path, dest: str | Path, weights: WeightFormat) -> str:

@@ -76,6 +76,15 @@ def write_json(path: Path, data: Any) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
+def read_json(path: Path) -> dict[str, Any] | None:
+    """A JSON object from `path`, or None if it is missing, unreadable or not an object (a manifest not to trust)."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def append_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
     """Append whole lines and flush them to disk, so a crash leaves at most one torn last line."""
     path = Path(path)

