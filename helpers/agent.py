@@ -271,11 +271,17 @@ class OpenVINOGenAIModel(Model):
 
     @classmethod
     def from_folders(cls, target_dir: str | Path, device: str = "CPU", draft_dir: str | Path | None = None, *,
-                     properties: dict[str, Any] | None = None, **kwargs: Any) -> OpenVINOGenAIModel:
-        """Load the target (and draft) with `generation.load_pipeline`; `kwargs` go to the constructor."""
+                     properties: dict[str, Any] | None = None, prefix_caching: bool = True,
+                     **kwargs: Any) -> OpenVINOGenAIModel:
+        """Load the target (and draft) with `generation.load_pipeline`; `kwargs` go to the constructor.
+
+        Prefix caching is on by default, with or without a draft: every agent step re-sends the whole conversation,
+        and reusing its KV cache saves most of the prefill. Keeping it the same for both pipelines means a comparison
+        measures the draft, not the cache.
+        """
         from .generation import load_pipeline
 
-        pipe = load_pipeline(target_dir, device, draft_dir=draft_dir, **(properties or {}))
+        pipe = load_pipeline(target_dir, device, draft_dir=draft_dir, prefix_caching=prefix_caching, **(properties or {}))
         kwargs.setdefault("context_length", _context_length(target_dir))
         return cls(pipe, speculative=draft_dir is not None, **kwargs)
 

@@ -36,7 +36,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     if args.source:
         weights = WeightFormat(bits=int(args.weights.removeprefix("int").replace("fp16", "16")), sym=args.sym,
                                group_size=args.group_size, ratio=args.ratio)
-        dest = args.output or Path(args.source).name + f"-{weights.name}-ov"
+        dest = args.output or Path(args.source).name + f"-{weights.tag}-ov"
         result = export_model(args.source, dest, weights, overwrite=args.overwrite)
         print(markdown_table([result.row()]))
         print(f"\nSame with optimum-cli:\n  {result.cli_command}")

@@ -30,6 +30,7 @@ from .errors import (
 from .fsutil import append_jsonl, atomic_directory, read_jsonl, remove_stale_partials, write_json
 
 BUILTIN = "builtin"
+STDLIB = "stdlib"
 # Where a prompt sits in common instruction datasets: Infinity-Instruct/ShareGPT ("conversations": [{"from", "value"}]),
 # chat-style ("messages": [{"role", "content"}]) and flat columns.
 CONVERSATION_FIELDS = ("conversations", "messages")
@@ -56,13 +57,91 @@ def load_prompt_source(source: str, limit: int | None = None, split: str = "trai
         raise ConfigError(f"The number of prompts must be at least 1, got {limit}.")
     if source == BUILTIN:
         prompts = builtin_distill_prompts()
+    elif source == STDLIB:
+        return stdlib_prompts(limit)
     elif Path(source).expanduser().exists() or source.endswith(".jsonl"):
         prompts = load_prompts(source)
     elif _looks_like_dataset_id(source):
         return dataset_prompts(source, limit=limit or 1000, split=split, config_name=config_name, field=field)
     else:
-        raise PromptFileError(f"Prompt source {source!r} is neither 'builtin', an existing JSONL file, nor a Hugging Face "
-                              "dataset id like 'BAAI/Infinity-Instruct'.")
+        raise PromptFileError(f"Prompt source {source!r} is neither 'builtin', 'stdlib', an existing JSONL file, nor a "
+                              "Hugging Face dataset id like 'BAAI/Infinity-Instruct'.")
+    return prompts[:limit] if limit else prompts
+
+
+# Pure-Python standard-library modules whose functions make good coding prompts; importing them has no side effects.
+STDLIB_MODULES = (
+    "argparse", "base64", "bisect", "calendar", "colorsys", "configparser", "contextlib", "copy", "csv", "dataclasses",
+    "difflib", "enum", "filecmp", "fnmatch", "fractions", "ftplib", "functools", "getopt", "gettext", "glob", "graphlib",
+    "gzip", "heapq", "hmac", "html", "html.parser", "http.cookies", "imaplib", "inspect", "ipaddress", "json.decoder",
+    "json.encoder", "keyword", "linecache", "locale", "logging", "mailbox", "mimetypes", "netrc", "ntpath", "nturl2path",
+    "numbers", "operator", "optparse", "pathlib", "pdb", "pickletools", "platform", "plistlib", "poplib", "posixpath",
+    "pprint", "pydoc", "queue", "quopri", "random", "reprlib", "sched", "secrets", "selectors", "shlex", "shutil", "smtplib",
+    "socketserver", "statistics", "string", "subprocess", "tabnanny", "tarfile", "tempfile", "textwrap", "threading",
+    "timeit", "tokenize", "trace", "traceback", "types", "typing", "urllib.parse", "urllib.request", "uuid", "warnings",
+    "wave", "weakref", "webbrowser", "zipapp", "zipfile",
+)
+# One task per function, rotating, so the answers mix writing, explaining, testing, editing and reviewing code.
+STDLIB_TASKS = (
+    ("write", "Write a Python function `{name}{signature}`. What it must do: {summary} Include type hints and a docstring."),
+    ("explain", "Explain step by step what this function from Python's `{module}` module does.\n\n```python\n{source}```"),
+    ("test", "Write pytest unit tests for this function, covering normal use and edge cases.\n\n```python\n{source}```"),
+    ("edit", "Rewrite this function with type hints, clearer names and a short docstring. Return the whole function.\n\n"
+             "```python\n{source}```"),
+    ("review", "Review this code: list likely bugs or unhandled edge cases, then suggest one improvement.\n\n"
+               "```python\n{source}```"),
+)
+
+
+def _stdlib_functions(max_lines: int = 40) -> list[tuple[str, Any]]:
+    """(module name, function) for documented, public, short functions and methods defined in `STDLIB_MODULES`."""
+    import importlib
+    import inspect
+
+    found = []
+    for module_name in STDLIB_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:  # a module missing from this Python build just contributes nothing
+            continue
+        members = [obj for _, obj in inspect.getmembers(module)]
+        members += [f for cls in members if inspect.isclass(cls) and cls.__module__ == module.__name__
+                    for _, f in inspect.getmembers(cls, inspect.isfunction)]
+        seen = set()
+        for obj in members:
+            if not inspect.isfunction(obj) or obj.__module__ != module.__name__ or obj.__name__.startswith("_"):
+                continue
+            if obj.__qualname__ in seen or not inspect.getdoc(obj):
+                continue
+            seen.add(obj.__qualname__)
+            try:
+                lines = inspect.getsource(obj).count("\n")
+            except (OSError, TypeError):
+                continue
+            if 4 <= lines <= max_lines:
+                found.append((module_name, obj))
+    return found
+
+
+def stdlib_prompts(limit: int | None = None, seed: int = 0) -> list[Prompt]:
+    """Coding prompts made offline from this Python's standard library: each short documented function becomes one
+    task (write it from its docstring, explain, test, edit or review it). Ids are stable for a given Python version."""
+    import inspect
+    import random
+    import textwrap
+
+    prompts = []
+    for index, (module_name, function) in enumerate(sorted(_stdlib_functions(), key=lambda mf: (mf[0], mf[1].__qualname__))):
+        task, template = STDLIB_TASKS[index % len(STDLIB_TASKS)]
+        summary = " ".join(inspect.getdoc(function).split("\n\n")[0].split())
+        try:
+            signature = str(inspect.signature(function))
+        except (TypeError, ValueError):
+            signature = "(...)"
+        text = template.format(name=function.__name__, signature=signature, summary=summary, module=module_name,
+                               source=textwrap.dedent(inspect.getsource(function)))
+        prompts.append(Prompt(id=f"stdlib:{module_name}.{function.__qualname__}:{task}", category=f"stdlib-{task}", text=text))
+    random.Random(seed).shuffle(prompts)
     return prompts[:limit] if limit else prompts
 
 
@@ -286,6 +365,7 @@ class HealConfig:
     kl_temperature: float = 1.0
     save_steps: int = 50
     seed: int = 0
+    bf16: bool = False  # bfloat16 autocast: about twice as fast on CPUs with AVX512-BF16/AMX and on recent GPUs
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1 or self.gradient_accumulation < 1 or self.save_steps < 1:
@@ -401,6 +481,18 @@ def _file_digest(path: Path) -> str:
     return digest.hexdigest()[:16]
 
 
+def answer_logits(model: Any, inputs: dict[str, Any], keep: Any) -> Any:
+    """Next-token logits at the positions selected by `keep` (answer tokens) only.
+
+    The vocabulary projection is the costliest layer of a small draft (151,936 x 896 for Qwen2.5-0.5B) and the prompt
+    is often longer than the answer: projecting only the positions that carry a label saves time and the memory of a
+    (batch x length x vocabulary) logits tensor.
+    """
+    core = getattr(model, "module", model)  # accelerate/DDP wrap the model
+    hidden = core.base_model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).last_hidden_state
+    return core.get_output_embeddings()(hidden[:, :-1][keep])
+
+
 def _distill_trainer_class() -> Any:
     """A Trainer whose loss is cross-entropy on answer tokens, optionally mixed with KL to a teacher's distribution."""
     import torch
@@ -419,21 +511,19 @@ def _distill_trainer_class() -> Any:
         def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
                          num_items_in_batch: Any = None) -> Any:
             labels = inputs["labels"][:, 1:]
-            outputs = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
             keep = labels != -100
-            logits = outputs.logits[:, :-1][keep]
+            logits = answer_logits(model, inputs, keep)
             loss = F.cross_entropy(logits.float(), labels[keep])
             if self.teacher is not None and self.kl_weight > 0:
                 if next(self.teacher.parameters()).device != logits.device:
                     self.teacher.to(logits.device)
                 with torch.no_grad():
-                    teacher_logits = self.teacher(input_ids=inputs["input_ids"],
-                                                  attention_mask=inputs["attention_mask"]).logits[:, :-1][keep]
+                    teacher_logits = answer_logits(self.teacher, inputs, keep)
                 t = self.temperature
                 kl = F.kl_div(F.log_softmax(logits.float() / t, dim=-1), F.log_softmax(teacher_logits.float() / t, dim=-1),
                               log_target=True, reduction="batchmean") * t * t
                 loss = (1 - self.kl_weight) * loss + self.kl_weight * kl
-            return (loss, outputs) if return_outputs else loss
+            return (loss, {"logits": logits}) if return_outputs else loss
 
         def _issue_warnings_after_load(self, load_result: Any) -> None:
             # A tied lm_head is saved once, as the embeddings: its absence from a checkpoint is expected, not a problem.
@@ -545,6 +635,7 @@ def heal(
                               resumed_from_step=0, examples=manifest["examples"], answer_tokens=manifest["answer_tokens"],
                               input_tokens=manifest["input_tokens"], steps_per_second=manifest.get("steps_per_second", 0.0),
                               tokens_per_second=manifest.get("tokens_per_second", 0.0),
+                              train_seconds=manifest.get("train_seconds", 0.0),
                               losses=[tuple(x) for x in manifest["losses"]], checkpoints=checkpoints)
         raise ModelFolderError(f"{dest} holds a model healed with other settings or data. Delete it or pass "
                                "overwrite=True (--overwrite).")
@@ -578,13 +669,16 @@ def heal(
             raise TokenizerMismatchError(f"Teacher vocabulary ({teacher.config.vocab_size}) differs from the draft's "
                                          f"({model.config.vocab_size}); KL distillation needs the same vocabulary.")
 
+    accelerator = torch.cuda.is_available() or (hasattr(torch, "xpu") and torch.xpu.is_available())
     args = TrainingArguments(
         output_dir=str(checkpoints), max_steps=config.steps, per_device_train_batch_size=config.batch_size,
         gradient_accumulation_steps=config.gradient_accumulation, learning_rate=config.learning_rate,
         lr_scheduler_type="cosine", warmup_steps=config.warmup_steps, weight_decay=config.weight_decay,
         logging_steps=max(1, min(10, config.steps // 20)), save_strategy="steps", save_steps=config.save_steps,
         save_total_limit=2, report_to="none", seed=config.seed, data_seed=config.seed, dataloader_num_workers=0,
-        remove_unused_columns=False, disable_tqdm=True, dataloader_pin_memory=False, include_num_input_tokens_seen="non_padding",
+        remove_unused_columns=False, disable_tqdm=True, bf16=config.bf16,
+        use_cpu=config.bf16 and not accelerator, dataloader_pin_memory=False,
+        include_num_input_tokens_seen="non_padding",
     )
     trainer = _distill_trainer_class()(
         model=model, args=args, train_dataset=examples, data_collator=_collate(tokenizer.pad_token_id or 0),
@@ -630,6 +724,7 @@ def heal(
                                                "answer_tokens": answer_tokens, "input_tokens": input_tokens,
                                                "steps_per_second": result.steps_per_second,
                                                "tokens_per_second": result.tokens_per_second,
+                                               "train_seconds": runtime,
                                                "losses": losses, "source": str(draft_dir),
                                                "data": str(data_path)})
     return result
@@ -724,7 +819,7 @@ def _cmd_heal(args: Any) -> int:
                         gradient_accumulation=args.gradient_accumulation, max_length=args.max_length,
                         warmup_steps=args.warmup_steps, freeze_embeddings=not args.train_embeddings,
                         kl_weight=args.kl_weight, kl_temperature=args.kl_temperature, save_steps=args.save_steps,
-                        seed=args.seed)
+                        seed=args.seed, bf16=args.bf16)
     output = args.output or f"{Path(args.draft).name}-healed"
     result = heal(args.draft, args.data, output, config, teacher_dir=args.teacher, target_dir=args.target,
                   stop_after_steps=args.stop_after, overwrite=args.overwrite, progress=_is_main_process())
@@ -741,7 +836,8 @@ def register_cli(sub: Any) -> None:
     p = sub.add_parser("distill-data", help="have the OpenVINO target answer prompts (resumable JSONL)")
     p.add_argument("--target", help="OpenVINO target folder")
     p.add_argument("--preset", help="instead of --target: this preset's converted target")
-    p.add_argument("--prompts", default=BUILTIN, help="'builtin', a JSONL file, or a Hugging Face dataset id "
+    p.add_argument("--prompts", default=BUILTIN, help="'builtin' (120 varied prompts), 'stdlib' (~1,100 coding tasks made "
+                   "offline from Python's standard library), a JSONL file, or a Hugging Face dataset id "
                    "(e.g. BAAI/Infinity-Instruct; needs `pip install datasets`)")
     p.add_argument("--samples", type=int, default=None, help="number of prompts (default: all; 1000 for datasets)")
     p.add_argument("--dataset-config", help="dataset configuration name (e.g. 0625 for Infinity-Instruct)")
@@ -773,5 +869,6 @@ def register_cli(sub: Any) -> None:
     h.add_argument("--target", help="folder with the target's tokenizer, to check the draft matches it")
     h.add_argument("--stop-after", type=int, help="stop after this many steps (run again to continue)")
     h.add_argument("--seed", type=int, default=defaults.seed)
+    h.add_argument("--bf16", action="store_true", help="bfloat16 autocast (faster on CPUs with AVX512-BF16/AMX)")
     h.add_argument("--overwrite", action="store_true", help="discard checkpoints and any healed model at --output")
     h.set_defaults(handler=_cmd_heal)

@@ -34,6 +34,11 @@ class WeightFormat:
         """Short name used in folder names and tables: int4, int8 or fp16."""
         return "fp16" if self.bits == 16 else f"int{self.bits}"
 
+    @property
+    def tag(self) -> str:
+        """Folder-name suffix: the short name, plus ``-all`` when embeddings and lm_head are compressed too."""
+        return self.name + ("-all" if self.all_layers else "")
+
     def describe(self) -> str:
         """One line for tables, e.g. ``int4 sym g32 r1.0``."""
         if self.bits == 16:
@@ -89,7 +94,7 @@ class ModelSpec:
         base = self.source.removeprefix(TINY_SOURCE_PREFIX).removeprefix(PYPI_GGUF_SOURCE_PREFIX).rstrip("/").split("/")[-1]
         if self.is_tiny:
             base = f"tiny-{base}"
-        return f"{base}-{self.weights.name}"
+        return f"{base}-{self.weights.tag}"
 
 
 @dataclass(frozen=True)

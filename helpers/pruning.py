@@ -424,7 +424,7 @@ def export_draft(hf_dir: str | Path, weights: WeightFormat, dest: str | Path | N
     from .paths import models_dir
 
     hf_dir = Path(hf_dir).expanduser().resolve()
-    dest = Path(dest) if dest else models_dir() / f"{hf_dir.name}-{weights.name}"
+    dest = Path(dest) if dest else models_dir() / f"{hf_dir.name}-{weights.tag}"
     manifest = dest / CONVERSION_MANIFEST
     weights_files = list(hf_dir.glob("*.safetensors"))
     stale = manifest.is_file() and any(f.stat().st_mtime > manifest.stat().st_mtime for f in weights_files)

@@ -229,3 +229,38 @@ def test_cli_distill_data_and_heal(tmp_path, capsys, tiny_models, data_file, mon
     assert main(["distill-data", "--target", str(tiny_models.target), "--prompts", "BAAI/Infinity-Instruct"]) == 2
     err = capsys.readouterr().err
     assert "datasets" in err and "Traceback" not in err
+
+
+def test_stdlib_prompts_are_many_varied_and_stable():
+    prompts = distill.stdlib_prompts()
+    assert len(prompts) > 500 and len({p.id for p in prompts}) == len(prompts)
+    assert {p.category for p in prompts} == {f"stdlib-{task}" for task, _ in distill.STDLIB_TASKS}
+    assert [p.id for p in distill.stdlib_prompts(20)] == [p.id for p in prompts[:20]]  # same order every time
+    explain = next(p for p in prompts if p.category == "stdlib-explain")
+    assert "```python\ndef " in explain.text or "```python\n    def " in explain.text
+    assert [p.id for p in load_prompt_source("stdlib", limit=7)] == [p.id for p in prompts[:7]]
+
+
+def test_answer_logits_match_the_full_projection():
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    torch.manual_seed(0)
+    model = Qwen2ForCausalLM(Qwen2Config(vocab_size=50, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+                                         num_attention_heads=2, num_key_value_heads=1)).eval()
+    inputs = {"input_ids": torch.randint(0, 50, (2, 7)), "attention_mask": torch.ones(2, 7, dtype=torch.long)}
+    keep = torch.zeros(2, 6, dtype=torch.bool)
+    keep[0, 3:] = True
+    keep[1, 5] = True
+    with torch.no_grad():
+        full = model(**inputs).logits[:, :-1][keep]
+        selected = distill.answer_logits(model, inputs, keep)
+    assert selected.shape == (4, 50) and torch.allclose(selected, full, atol=1e-5)
+
+
+def test_heal_in_bfloat16_on_cpu(tmp_path, data_file, tiny_models):
+    draft_hf = build_tiny_pair().draft
+    config = HealConfig(steps=2, learning_rate=2e-3, batch_size=4, max_length=64, warmup_steps=0, save_steps=2, bf16=True)
+    result = heal(draft_hf, data_file, tmp_path / "healed-bf16", config, progress=False)
+    assert result.action == "trained" and result.steps_done == 2
+    assert json.loads((tmp_path / "healed-bf16" / "healing.json").read_text())["key"]["bf16"] is True

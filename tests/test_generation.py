@@ -47,3 +47,23 @@ def test_properties_reach_the_pipeline(tiny_models):
     default = load_pipeline(tiny_models.target, "CPU").generate([prompt], config).scores[0]
     exact = load_pipeline(tiny_models.target, "CPU", INFERENCE_PRECISION_HINT="f32").generate([prompt], config).scores[0]
     assert default != exact
+
+
+def test_prefix_caching_is_off_for_assisted_pipelines_unless_asked(tiny_models, monkeypatch):
+    import openvino_genai as og
+
+    seen = []
+
+    class Recorder:
+        def __init__(self, path, device, **kwargs):
+            seen.append(kwargs.get("scheduler_config"))
+
+    monkeypatch.setattr(og, "LLMPipeline", Recorder)
+    load_pipeline(tiny_models.target, "CPU")
+    load_pipeline(tiny_models.target, "CPU", draft_dir=tiny_models.draft)
+    load_pipeline(tiny_models.target, "CPU", prompt_lookup=True)
+    load_pipeline(tiny_models.target, "CPU", prefix_caching=True)
+    load_pipeline(tiny_models.target, "CPU", draft_dir=tiny_models.draft, prefix_caching=True)
+    assert seen[0] is None  # the plain pipeline keeps its own (stateful) backend
+    assert [s.enable_prefix_caching for s in seen[1:]] == [False, False, True, True]
+    assert all(s.max_num_batched_tokens > 100_000 for s in seen[1:])  # prompts are not split into chunks

@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import pytest
 
 from helpers.errors import UnknownPresetError
@@ -36,6 +38,8 @@ def test_weight_format_cli_args_and_names():
     assert tiny.draft.weights.cli_args() == ["--weight-format", "int8"]
     assert tiny.target.folder_name == "tiny-target-int4"
     assert get_preset("qwen3-8b").target.folder_name == "Qwen3-8B-int4"
+    all_layers = replace(tiny.target, weights=replace(tiny.target.weights, all_layers=True))
+    assert all_layers.folder_name == "tiny-target-int4-all" and all_layers.weights.cli_args()[-1] == "--all-layers"
 
 
 def test_smaller_presets_and_table():

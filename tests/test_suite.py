@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -74,3 +75,41 @@ def test_cli_lists_steps_without_measuring(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "int4-target-int8-draft" in out and "todo" in out
     assert not list(tmp_path.glob("*.json"))
+
+
+def test_pruned_drafts_and_agent_steps(tiny_models, tmp_path):
+    from helpers.distill import HealConfig
+    from helpers.pruned_drafts import HealingPlan
+
+    heal = HealConfig(steps=2, learning_rate=2e-3, batch_size=2, max_length=64, warmup_steps=0, save_steps=2)
+    plan = HealingPlan(depths=(1,), prompts=4, max_new_tokens=12, heal=heal)
+    settings = tiny_settings(tmp_path, plan=plan, pruned_k=2, agent=True, agent_repeats=1, agent_max_steps=1,
+                             agent_max_new_tokens=24, agent_search="offline",
+                             steps=("pruned-drafts", "lm-head-int4", "agent"))
+    actions = suite.run_suite(settings, command="suite with pruning", progress=False)
+    assert [a["action"] for a in actions] == ["measured"] * 3
+
+    pruned = json.loads((tmp_path / "pruned-drafts.json").read_text())
+    labels = [row["label"] for row in pruned["summary"]]
+    assert labels == [suite.REFERENCE, "int4 + int4 draft k=2", "int4 + pruned1 int4 draft, not healed k=2",
+                      "int4 + pruned1+healed int4 draft k=2"]
+    models = pruned["settings"]["suite"]["models"]
+    assert models["draft pruned1-healed int4"] != models["draft pruned1 int4"]
+    assert pruned["settings"]["suite"]["signature"]["healing_plan"]["depths"] == [1]
+    healed_dir = models["draft pruned1-healed int4"]
+    assert json.loads((Path(healed_dir) / "conversion.json").read_text())["weights"].startswith("int4")
+    for row in pruned["summary"][1:]:
+        assert 0.0 <= row["acceptance_rate"] <= 1.0
+
+    lm_head = json.loads((tmp_path / "lm-head-int4.json").read_text())
+    assert [row["label"] for row in lm_head["summary"]][1:] == ["int4 + int4-all draft k=2",
+                                                                "int4 + pruned1+healed int4-all draft k=2"]
+    assert "all-layers" in json.loads((Path(lm_head["settings"]["suite"]["models"]["draft int4-all"])
+                                       / "conversion.json").read_text())["weights"]
+
+    agent = json.loads((tmp_path / "agent.json").read_text())
+    assert [row["label"] for row in agent["agent_summary"]] == [suite.REFERENCE, "agent + int4 draft k=2",
+                                                                "agent + pruned1+healed int4 draft k=2"]
+    assert len(agent["agent_runs"]) == 3 and all(r["steps"] for r in agent["agent_runs"])
+    summary = (tmp_path / "summary.md").read_text()
+    assert "## Agent task" in summary and "decks_written" in summary and "pruned1+healed int4-all" in summary
