@@ -93,55 +93,75 @@ STDLIB_TASKS = (
 )
 
 
-def _stdlib_functions(max_lines: int = 40) -> list[tuple[str, Any]]:
-    """(module name, function) for documented, public, short functions and methods defined in `STDLIB_MODULES`."""
-    import importlib
-    import inspect
+@dataclass(frozen=True)
+class StdlibFunction:
+    """A documented function of the standard library, read from its source file (never imported)."""
+
+    module: str
+    qualname: str
+    name: str
+    signature: str
+    docstring: str
+    source: str
+
+
+def _stdlib_functions(max_lines: int = 40) -> list[StdlibFunction]:
+    """Public, documented functions and methods of `STDLIB_MODULES` of 4 to `max_lines` lines.
+
+    Read with `ast` from the source files, so the result depends only on the Python version: importing the modules
+    and inspecting live objects gave a different set once other libraries had patched some of them.
+    """
+    import ast
+    import importlib.util
 
     found = []
     for module_name in STDLIB_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError:  # a module missing from this Python build just contributes nothing
-            continue
-        members = [obj for _, obj in inspect.getmembers(module)]
-        members += [f for cls in members if inspect.isclass(cls) and cls.__module__ == module.__name__
-                    for _, f in inspect.getmembers(cls, inspect.isfunction)]
+        spec = importlib.util.find_spec(module_name)
+        if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+            continue  # missing from this build, or a C module
+        text = Path(spec.origin).read_text(encoding="utf-8")
+        tree = ast.parse(text)
+        scopes: list[tuple[str, list[ast.stmt]]] = [("", tree.body)]
+        scopes += [(node.name + ".", node.body) for node in tree.body
+                   if isinstance(node, ast.ClassDef) and not node.name.startswith("_")]
         seen = set()
-        for obj in members:
-            if not inspect.isfunction(obj) or obj.__module__ != module.__name__ or obj.__name__.startswith("_"):
-                continue
-            if obj.__qualname__ in seen or not inspect.getdoc(obj):
-                continue
-            seen.add(obj.__qualname__)
-            try:
-                lines = inspect.getsource(obj).count("\n")
-            except (OSError, TypeError):
-                continue
-            if 4 <= lines <= max_lines:
-                found.append((module_name, obj))
+        for prefix, body in scopes:
+            for node in body:
+                if not isinstance(node, ast.FunctionDef) or node.name.startswith("_"):
+                    continue
+                docstring = ast.get_docstring(node)
+                source = ast.get_source_segment(text, node, padded=True)
+                qualname = prefix + node.name
+                if not docstring or not source or qualname in seen or not 4 <= source.count("\n") + 1 <= max_lines:
+                    continue
+                seen.add(qualname)
+                found.append(StdlibFunction(module_name, qualname, node.name, f"({ast.unparse(node.args)})", docstring,
+                                            source.rstrip() + "\n"))
     return found
+
+
+def _stable_hash(text: str) -> int:
+    return int(hashlib.sha256(text.encode()).hexdigest()[:12], 16)
 
 
 def stdlib_prompts(limit: int | None = None, seed: int = 0) -> list[Prompt]:
     """Coding prompts made offline from this Python's standard library: each short documented function becomes one
-    task (write it from its docstring, explain, test, edit or review it). Ids are stable for a given Python version."""
-    import inspect
-    import random
+    task (write it from its docstring, explain, test, edit or review it).
+
+    The task and the order come from a hash of each function's name, so ids are stable for a given Python version and
+    adding or losing one function does not reshuffle the others (a resumed data file keeps its answers).
+    """
     import textwrap
 
     prompts = []
-    for index, (module_name, function) in enumerate(sorted(_stdlib_functions(), key=lambda mf: (mf[0], mf[1].__qualname__))):
-        task, template = STDLIB_TASKS[index % len(STDLIB_TASKS)]
-        summary = " ".join(inspect.getdoc(function).split("\n\n")[0].split())
-        try:
-            signature = str(inspect.signature(function))
-        except (TypeError, ValueError):
-            signature = "(...)"
-        text = template.format(name=function.__name__, signature=signature, summary=summary, module=module_name,
-                               source=textwrap.dedent(inspect.getsource(function)))
-        prompts.append(Prompt(id=f"stdlib:{module_name}.{function.__qualname__}:{task}", category=f"stdlib-{task}", text=text))
-    random.Random(seed).shuffle(prompts)
+    for function in _stdlib_functions():
+        key = f"{function.module}.{function.qualname}"
+        task, template = STDLIB_TASKS[_stable_hash(key) % len(STDLIB_TASKS)]
+        summary = " ".join(function.docstring.split("\n\n")[0].split())
+        text = template.format(name=function.name, signature=function.signature, summary=summary, module=function.module,
+                               source=textwrap.dedent(function.source))
+        prompts.append(Prompt(id=f"stdlib:{key}:{task}", category=f"stdlib-{task}", text=text))
+    prompts.sort(key=lambda p: _stable_hash(f"{seed}:{p.id}"))
     return prompts[:limit] if limit else prompts
 
 

@@ -109,16 +109,6 @@ def draft_distances(preset: Preset, progress: bool = True) -> AngularDistances:
     return distances
 
 
-def export_weights(preset: Preset, bits: int = 4, all_layers: bool = False) -> WeightFormat:
-    """The OpenVINO weight format of a pruned draft (`pruning.draft_weights`, optionally with lm_head compressed too)."""
-    from dataclasses import replace
-
-    from .pruning import draft_weights
-
-    weights = draft_weights(preset, bits)
-    return replace(weights, all_layers=True) if all_layers else weights
-
-
 def draft_key(depth: int, healed: bool, weights: WeightFormat) -> str:
     """How the suite names a pruned draft, e.g. ``pruned6-healed int4`` or ``pruned6 int4-all``."""
     return f"pruned{depth}{'-healed' if healed else ''} {weights.tag}"

@@ -23,10 +23,11 @@ from typing import Any
 from .benchmark import BenchmarkResult, Candidate, Prompt
 from .errors import ConfigError
 from .paths import REPO_ROOT
-from .presets import INT4_ASYM_G128, INT8_ASYM, Preset
+from .presets import INT4_ASYM_G128, INT8_ASYM, Preset, WeightFormat
 from .pruned_drafts import HealingPlan
 
 REFERENCE = "target int4 alone"
+CONFIDENCE_THRESHOLD = 0.4  # the draft proposes tokens while its top probability stays above this
 SUITE_VERSION = 2  # bump when the meaning of a step changes, so old JSONs are not mixed with new ones
 SUMMARY_COLUMNS = ("step", "label", "runs", "tpot_ms", "throughput_tps", "ttft_ms", "acceptance_rate", "cost_ratio",
                    "tokens_per_step", "speedup", "speedup_lo", "speedup_hi", "e2e_speedup", "identical_to_baseline")
@@ -42,6 +43,7 @@ class RunSpec:
     k: int | None = None  # num_assistant_tokens for "draft" and "lookup"
     draft: str | None = None  # for "draft": the unpruned draft's format ("int4", "int8", "int4-all") or a pruned draft's
     # `pruned_drafts.draft_key` ("pruned6-healed int4")
+    threshold: float | None = None  # instead of k: assistant_confidence_threshold (the draft stops when unsure)
 
     @property
     def pruned(self) -> bool:
@@ -118,8 +120,12 @@ def default_steps(ks: tuple[int, ...], lookup_ks: tuple[int, ...], draft_formats
         for depth in plan.depths:
             runs += [draft_run(f"pruned{depth} int4", f"pruned{depth} int4 draft, not healed"),
                      draft_run(f"pruned{depth}-healed int4", f"pruned{depth}+healed int4 draft")]
+        deepest = max(plan.depths)
+        runs.append(RunSpec(f"int4 + pruned{deepest}+healed int4 draft threshold={CONFIDENCE_THRESHOLD:g}", "int4", "draft",
+                            draft=f"pruned{deepest}-healed int4", threshold=CONFIDENCE_THRESHOLD))
         steps.append(SuiteStep("pruned-drafts", f"int4 target with the draft depth-pruned by {', '.join(map(str, plan.depths))} "
-                               "layers, before and after healing, against the unpruned int4 draft", tuple(runs)))
+                               "layers, before and after healing, against the unpruned int4 draft; the deepest one also "
+                               "with a confidence threshold instead of a fixed k", tuple(runs)))
         runs = [draft_run("int4-all", "int4-all draft"),
                 *(draft_run(f"pruned{d}-healed int4-all", f"pruned{d}+healed int4-all draft") for d in plan.depths)]
         steps.append(SuiteStep("lm-head-int4", "drafts with embeddings and lm_head compressed to int4 too (NNCF all_layers)",
@@ -185,6 +191,14 @@ def step_status(step: SuiteStep, settings: SuiteSettings) -> str:
     return "done"
 
 
+def suite_formats(preset: Preset) -> dict[str, WeightFormat]:
+    """The weight formats the suite names "int4", "int8" and "int4-all", the same for unpruned and pruned drafts.
+
+    int4 is the preset target's int4 format (so tiny models keep their small group size), or asym g128."""
+    int4 = preset.target.weights if preset.target.weights.bits == 4 else INT4_ASYM_G128
+    return {"int4": int4, "int8": INT8_ASYM, "int4-all": replace(int4, all_layers=True)}
+
+
 def suite_models(preset: Preset, needed: set[str]) -> dict[str, Path]:
     """Converted folders for keys like "target int4", "draft int8" or "draft int4-all" (converted on first use).
 
@@ -194,8 +208,7 @@ def suite_models(preset: Preset, needed: set[str]) -> dict[str, Path]:
     """
     from .conversion import prepare_model
 
-    int4 = preset.target.weights if preset.target.weights.bits == 4 else INT4_ASYM_G128
-    formats = {"int4": int4, "int8": INT8_ASYM, "int4-all": replace(int4, all_layers=True)}
+    formats = suite_formats(preset)
     folders = {}
     for key in sorted(needed):
         role, fmt = key.split(maxsplit=1)
@@ -211,11 +224,11 @@ def suite_models(preset: Preset, needed: set[str]) -> dict[str, Path]:
 
 def pruned_models(settings: SuiteSettings, target_int4: Path, progress: bool = True) -> dict[str, Path]:
     """Run (or reuse) the pruning + healing pipeline of `settings.plan`; keys like "draft pruned6-healed int4"."""
-    from .pruned_drafts import export_weights, make_pruned_drafts
+    from .pruned_drafts import make_pruned_drafts
 
     if settings.plan is None:
         return {}
-    formats = [export_weights(settings.preset, 4), export_weights(settings.preset, 4, all_layers=True)]
+    formats = [suite_formats(settings.preset)[name] for name in ("int4", "int4-all")]
     drafts = make_pruned_drafts(settings.preset, settings.plan, target_int4, formats, progress=progress)
     return {f"draft {key}": path for draft in drafts for key, path in draft.openvino.items()}
 
@@ -247,6 +260,7 @@ def step_candidates(step: SuiteStep, settings: SuiteSettings, models: dict[str, 
     for run in step.runs:
         config = generation_config(
             settings.max_new_tokens, num_assistant_tokens=run.k if run.mode != "alone" else None,
+            assistant_confidence_threshold=run.threshold,
             max_ngram_size=settings.max_ngram_size if run.mode == "lookup" else None,
         )
         candidates.append(Candidate(run.label, pipeline(run.target, run.mode, run.draft), config))

@@ -92,7 +92,7 @@ def test_pruned_drafts_and_agent_steps(tiny_models, tmp_path):
     pruned = json.loads((tmp_path / "pruned-drafts.json").read_text())
     labels = [row["label"] for row in pruned["summary"]]
     assert labels == [suite.REFERENCE, "int4 + int4 draft k=2", "int4 + pruned1 int4 draft, not healed k=2",
-                      "int4 + pruned1+healed int4 draft k=2"]
+                      "int4 + pruned1+healed int4 draft k=2", "int4 + pruned1+healed int4 draft threshold=0.4"]
     models = pruned["settings"]["suite"]["models"]
     assert models["draft pruned1-healed int4"] != models["draft pruned1 int4"]
     assert pruned["settings"]["suite"]["signature"]["healing_plan"]["depths"] == [1]
