@@ -49,6 +49,10 @@ from .fsutil import write_json
 from .slides import DEFAULT_FILENAME, MAX_BULLET_CHARS, MAX_BULLETS, MAX_SLIDES, make_deck
 
 BLOG_TASK = "Summarize the key features of the Qwen3 model series and present them in a slide deck"
+# Small models (1.5B) answer the blog's task from memory without searching, or search and parse the result in the same
+# code block without looking at it; spelling the two steps out makes them ground the slides in the search results.
+GROUNDED_TASK = (BLOG_TASK + ". First step: call web_search and print() its result, nothing else. Next step: write "
+                 "the slides from the printed text.")
 # The blog's notebook appended 'pptx' only, which refuses `from pptx.util import Inches`: submodules need the wildcard.
 AUTHORIZED_IMPORTS = ["pptx.*"]
 AGENT_INSTRUCTIONS = (
@@ -622,9 +626,12 @@ class _StepTagger:
         self.calls_by_step[id(memory_step)] = new
 
 
-def _short(value: Any, limit: int = 300) -> str:
+def _short(value: Any, limit: int = 300, keep_end: bool = False) -> str:
+    """At most `limit` characters; `keep_end` keeps the tail (an error's cause comes after the failing code line)."""
     text = "" if value is None else str(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    if len(text) <= limit:
+        return text
+    return "…" + text[-(limit - 1):] if keep_end else text[: limit - 1] + "…"
 
 
 def _share(accepted: Sequence[ModelCall]) -> float | None:
@@ -737,7 +744,7 @@ def run_agent(agent: CodeAgent, task: str = BLOG_TASK, label: str | None = None,
             "output_tokens": usage.output_tokens if usage else None,
             "acceptance_rate": _share(calls),
             "tokens_per_s": _throughput(calls),
-            "error": _short(f"{type(error).__name__}: {error}" if error else "", 1000),
+            "error": _short(f"{type(error).__name__}: {error}" if error else "", 1000, keep_end=True),
             "code": _short(getattr(memory_step, "code_action", None)),
             "observation": _short(getattr(memory_step, "observations", None)),
         })

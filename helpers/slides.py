@@ -59,7 +59,21 @@ class DeckSpec:
     slides: tuple[SlideSpec, ...] = field(default_factory=tuple)
 
 
-def _text(value: Any, what: str, limit: int, required: bool = True) -> str:
+def shorten(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` characters: after the last whole sentence that fits, else at a word, with an
+    ellipsis."""
+    if len(text) <= limit:
+        return text
+    head = text[:limit]
+    sentence_end = max(head.rfind(". "), head.rfind("; "), head.rfind("! "), head.rfind("? "))
+    if sentence_end >= limit // 3:
+        return head[:sentence_end + 1]
+    return head[:limit - 1].rsplit(" ", 1)[0].rstrip(",;:") + "…"
+
+
+def _text(value: Any, what: str, limit: int, required: bool = True, fit: bool = False) -> str:
+    """A one-line string of at most `limit` characters. Too long: refused, or with `fit` shortened (small models
+    paste whole paragraphs as bullets and repeat the same call after an error instead of shortening them)."""
     if value is None or (isinstance(value, str) and not value.strip()):
         if required:
             raise ToolInputError(f"{what} is missing or empty; give a short non-empty string.")
@@ -68,6 +82,8 @@ def _text(value: Any, what: str, limit: int, required: bool = True) -> str:
         raise ToolInputError(f"{what} must be a string, got {type(value).__name__}.")
     text = " ".join(str(value).split())
     if len(text) > limit:
+        if fit:
+            return shorten(text, limit)
         raise ToolInputError(f"{what} is {len(text)} characters long; keep it under {limit} (shorten or split it).")
     return text
 
@@ -141,7 +157,8 @@ def parse_deck_spec(title: Any, slides: Any, subtitle: Any = "") -> DeckSpec:
             raise ToolInputError(f"{where} has neither bullets nor a chart; add a 'bullets' list of short strings.")
         parsed.append(SlideSpec(
             title=_text(raw.get("title"), f"{where} title", MAX_TITLE_CHARS),
-            bullets=tuple(_text(b, f"{where} bullet {i}", MAX_BULLET_CHARS) for i, b in enumerate(bullets, start=1)),
+            bullets=tuple(_text(b, f"{where} bullet {i}", MAX_BULLET_CHARS, fit=True)
+                          for i, b in enumerate(bullets, start=1)),
             chart=chart,
         ))
     return DeckSpec(title=deck_title, subtitle=_text(subtitle, "The subtitle", MAX_TITLE_CHARS, required=False),

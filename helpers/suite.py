@@ -88,6 +88,7 @@ class SuiteSettings:
     agent_max_steps: int = 4
     agent_max_new_tokens: int = 1024
     agent_search: str = "auto"  # web search when the internet answers, else the offline notes
+    agent_task: str = ""  # default: agent.GROUNDED_TASK
 
     @property
     def folder(self) -> Path:
@@ -165,7 +166,8 @@ def step_signature(step: SuiteStep, settings: SuiteSettings) -> dict[str, Any]:
         "draft_weights": settings.preset.draft.weights.describe(),
         **({"healing_plan": settings.plan.describe()} if step.uses_pruned and settings.plan else {}),
         **({"agent": {"repeats": settings.agent_repeats, "max_steps": settings.agent_max_steps,
-                      "max_new_tokens": settings.agent_max_new_tokens, "search": settings.agent_search}}
+                      "max_new_tokens": settings.agent_max_new_tokens, "search": settings.agent_search,
+                      "task": agent_task(settings)}}
            if step.kind == "agent" else {}),
     }
 
@@ -286,9 +288,15 @@ def suite_record(step: SuiteStep, settings: SuiteSettings, models: dict[str, Pat
             "models": {name: str(path) for name, path in models.items() if name in used}}
 
 
+def agent_task(settings: SuiteSettings) -> str:
+    from .agent import GROUNDED_TASK
+
+    return settings.agent_task or GROUNDED_TASK
+
+
 def run_agent_step(step: SuiteStep, settings: SuiteSettings, models: dict[str, Path], command: str) -> BenchmarkResult:
     """The slide-deck agent with the int4 target alone and with each draft, interleaved; decks go next to the JSON."""
-    from .agent import BLOG_TASK, OpenVINOGenAIModel, choose_search_tool, compare_agents, default_tools
+    from .agent import OpenVINOGenAIModel, choose_search_tool, compare_agents, default_tools
 
     search = choose_search_tool(settings.agent_search)
     decks = settings.folder / "agent-decks"
@@ -298,8 +306,8 @@ def run_agent_step(step: SuiteStep, settings: SuiteSettings, models: dict[str, P
                                                draft_dir=models[f"draft {run.draft}"], label=run.label,
                                                num_assistant_tokens=run.k, max_new_tokens=settings.agent_max_new_tokens,
                                                properties=settings.properties) for run in step.runs]
-    comparison = compare_agents(agents, BLOG_TASK, lambda: default_tools(decks, search), repeats=settings.agent_repeats,
-                                max_steps=settings.agent_max_steps)
+    comparison = compare_agents(agents, agent_task(settings), lambda: default_tools(decks, search),
+                                repeats=settings.agent_repeats, max_steps=settings.agent_max_steps)
     comparison.result.settings["suite"] = {**suite_record(step, settings, models, command), "search": search.message}
     comparison.to_json(result_path(step, settings))
     return comparison.result
@@ -454,6 +462,7 @@ def _cmd_suite(args: Any) -> int:
         results_dir=Path(args.results_dir) if args.results_dir else None, steps=tuple(args.steps or ()),
         plan=healing_plan(args), pruned_k=args.pruned_k, agent=not args.no_agent, agent_repeats=args.agent_repeats,
         agent_max_steps=args.agent_max_steps, agent_max_new_tokens=args.agent_max_new_tokens, agent_search=args.search,
+        agent_task=args.agent_task,
     )
     if args.list:
         print(markdown_table([{"step": s.name, "status": step_status(s, settings), "configurations": len(s.runs) + 1,
@@ -505,6 +514,7 @@ def register_cli(sub: Any) -> None:
     a.add_argument("--agent-repeats", type=int, default=2)
     a.add_argument("--agent-max-steps", type=int, default=4)
     a.add_argument("--agent-max-new-tokens", type=int, default=1024)
+    a.add_argument("--agent-task", default="", help="default: the blog's task, with the search step spelled out")
     a.add_argument("--search", choices=["auto", "online", "offline"], default="auto",
                    help="the agent's search: web, offline notes, or auto (probe the network first)")
     p.set_defaults(handler=_cmd_suite)

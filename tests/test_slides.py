@@ -39,7 +39,6 @@ def test_loose_inputs_models_often_send_are_accepted(tmp_path):
     ("T", {"title": "x"}, "must be a list"),
     ("T", [_slide()] * (slides.MAX_SLIDES + 1), f"keep at most {slides.MAX_SLIDES}"),
     ("T", [_slide(bullets=["b"] * (slides.MAX_BULLETS + 1))], "split it into two slides"),
-    ("T", [_slide(bullets=["x" * (slides.MAX_BULLET_CHARS + 1)])], "characters long"),
     ("x" * (slides.MAX_TITLE_CHARS + 1), [_slide()], "characters long"),
     ("T", [{"bullets": ["b"]}], "Slide 1 title is missing"),
     ("T", [_slide(), {"title": "Empty"}], "Slide 2 has neither bullets nor a chart"),
@@ -104,3 +103,14 @@ def test_previews_fall_back_to_matplotlib(tmp_path, monkeypatch):
     assert "matplotlib" in method
     assert len(images) == 1 + len(slides.demo_deck_spec()["slides"])
     assert all(p.read_bytes()[:4] == b"\x89PNG" and p.parent == tmp_path / "deck-previews" for p in images)
+
+
+def test_long_bullets_are_shortened_at_a_sentence_or_word():
+    sentence = "Qwen3 comes in six dense sizes. "
+    text = sentence * 12  # ~380 characters
+    short = slides.shorten(text.strip(), slides.MAX_BULLET_CHARS)
+    assert len(short) <= slides.MAX_BULLET_CHARS and short.endswith("sizes.")
+    words = slides.shorten("word " * 100, 50)
+    assert len(words) <= 50 and words.endswith("word…")
+    deck = slides.parse_deck_spec("T", [_slide(bullets=[text, "short"])])
+    assert deck.slides[0].bullets[0] == short and deck.slides[0].bullets[1] == "short"
