@@ -113,3 +113,15 @@ def test_pruned_drafts_and_agent_steps(tiny_models, tmp_path):
     assert len(agent["agent_runs"]) == 3 and all(r["steps"] for r in agent["agent_runs"])
     summary = (tmp_path / "summary.md").read_text()
     assert "## Agent task" in summary and "decks_written" in summary and "pruned1+healed int4-all" in summary
+
+
+def test_cli_plans_pruning_and_agent_steps(tmp_path, capsys):
+    args = ["suite", "--preset", "tiny", "--results-dir", str(tmp_path), "--prune-depths", "1", "2", "--heal-steps", "5",
+            "--list"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "pruned-drafts" in out and "lm-head-int4" in out and "agent" in out
+    assert main([*args[:-1], "--no-agent", "--list"]) == 0
+    assert "| agent" not in capsys.readouterr().out
+    assert main(["suite", "--preset", "tiny", "--prune-depths", "0", "--list"]) == 2
+    assert "at least one depth" in capsys.readouterr().err
