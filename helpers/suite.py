@@ -379,7 +379,7 @@ def write_summary(settings: SuiteSettings, command: str) -> Path:
         save_figure(plot_benchmark_summary(bars, title=f"{settings.preset.name}: all configurations"), folder / "overview.png")
         for step in selected_steps(settings):
             step_rows = [r for r in rows if r["step"] == step.name]
-            if len({run.k for run in step.runs if run.mode == "draft"}) > 1 and step_rows:  # a k sweep
+            if len({run.k for run in step.runs if run.mode == "draft" and run.k}) > 1 and step_rows:  # a k sweep
                 save_figure(plot_speedup_vs_k(step_rows, title=f"{step.name}: speedup vs {REFERENCE}"),
                             folder / f"speedup_vs_k_{step.name}.png")
     return folder / "summary.md"
