@@ -771,10 +771,9 @@ def agreement(model_dir: str | Path, records: list[dict[str, Any]], max_length: 
     with torch.no_grad(), threads_for(model):
         for begin in range(0, len(examples), batch_size):
             batch = collate(examples[begin:begin + batch_size])
-            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
             labels = batch["labels"][:, 1:]
             keep = labels != -100
-            hits += int((logits.argmax(dim=-1)[keep] == labels[keep]).sum())
+            hits += int((answer_logits(model, batch, keep).argmax(dim=-1) == labels[keep]).sum())
             total += int(keep.sum())
     return hits / total
 

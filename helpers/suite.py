@@ -217,8 +217,7 @@ def suite_models(preset: Preset, needed: set[str]) -> dict[str, Path]:
         if fmt.startswith("pruned"):
             continue
         spec = preset.target if role == "target" else preset.draft
-        if spec.weights.tag != fmt and not (fmt in ("int4", "int8") and spec.weights.bits == int(fmt[3:])
-                                            and not spec.weights.all_layers):
+        if spec.weights.tag != fmt:
             spec = replace(spec, weights=formats[fmt])
         folders[key] = prepare_model(spec).path
     return folders
@@ -246,17 +245,22 @@ def models_needed(steps: list[SuiteStep]) -> set[str]:
 
 
 def step_candidates(step: SuiteStep, settings: SuiteSettings, models: dict[str, Path]) -> list[Candidate]:
-    """The reference first, then the step's runs, each with its own pipeline.
+    """The reference first, then the step's runs; runs that differ only in k or threshold share one pipeline.
 
-    Assisted pipelines keep no prefix cache between requests (`generation.load_pipeline`), so a repeated prompt pays
-    its prefill like the plain reference does.
+    Sharing is safe because assisted pipelines keep no prefix cache between requests (`generation.load_pipeline`):
+    a repeated prompt pays its prefill like the plain reference does.
     """
     from .generation import generation_config, load_pipeline
 
+    pipelines: dict[tuple[str, str, str | None], Any] = {}
+
     def pipeline(target: str, mode: str, draft: str | None = None) -> Any:
-        return load_pipeline(models[f"target {target}"], settings.device,
-                             draft_dir=models[f"draft {draft}"] if mode == "draft" else None,
-                             prompt_lookup=mode == "lookup", **settings.properties)
+        if (target, mode, draft) not in pipelines:
+            pipelines[(target, mode, draft)] = load_pipeline(
+                models[f"target {target}"], settings.device, draft_dir=models[f"draft {draft}"] if mode == "draft" else None,
+                prompt_lookup=mode == "lookup", **settings.properties,
+            )
+        return pipelines[(target, mode, draft)]
 
     candidates = [Candidate(REFERENCE, pipeline("int4", "alone"), generation_config(settings.max_new_tokens))]
     for run in step.runs:
@@ -501,9 +505,9 @@ def register_cli(sub: Any) -> None:
     g = p.add_argument_group("pruned + healed drafts (steps pruned-drafts and lm-head-int4; off without --prune-depths)")
     g.add_argument("--prune-depths", type=int, nargs="+", metavar="N", help="layers to remove, one draft per value")
     g.add_argument("--pruned-k", type=int, default=3, help="num_assistant_tokens for the pruned-draft and agent steps")
-    g.add_argument("--distill-prompts", type=int, default=360,
+    g.add_argument("--distill-prompts", type=int, default=HealingPlan.prompts,
                    help="target answers to heal on: the 120 built-in prompts, then standard-library coding tasks")
-    g.add_argument("--distill-max-new-tokens", type=int, default=256)
+    g.add_argument("--distill-max-new-tokens", type=int, default=HealingPlan.max_new_tokens)
     g.add_argument("--heal-steps", type=int, default=36)
     g.add_argument("--heal-lr", type=float, default=2e-4)
     g.add_argument("--heal-batch-size", type=int, default=8)
