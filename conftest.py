@@ -16,3 +16,12 @@ def pytest_configure(config) -> None:
     os.environ["HF_HUB_OFFLINE"] = "1"  # tests never touch the hub, even on a connected machine
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
     os.environ["MPLBACKEND"] = "Agg"
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    # Notebook runs (nbmake) take most of the suite's time: `-m "not notebook"` skips them while iterating.
+    import pytest
+
+    for item in items:
+        if str(item.fspath).endswith(".ipynb"):
+            item.add_marker(pytest.mark.notebook)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without `pip install -e .`
 
-from helpers.cli import main
+from helpers.commands import main
 
 if __name__ == "__main__":
     raise SystemExit(main(["suite", *sys.argv[1:]]))

@@ -1,5 +1,5 @@
 """``python -m helpers ...``: the notebooks' jobs for scripts and long runs."""
 
-from .cli import main
+from .commands import main
 
 raise SystemExit(main())

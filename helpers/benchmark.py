@@ -12,52 +12,15 @@ import json
 import platform
 import statistics
 from dataclasses import asdict, dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from .errors import PromptFileError
-from .fsutil import read_jsonl, write_json
+from .fsutil import write_json
 from .generation import chat_prompt
+from .prompts import Prompt
 
 RESULT_SCHEMA_VERSION = 1
-
-
-@dataclass(frozen=True)
-class Prompt:
-    """One benchmark prompt (plain user text; the model's chat template is applied at run time)."""
-
-    id: str
-    category: str
-    text: str
-
-
-def builtin_prompts() -> list[Prompt]:
-    """The agent's real work in miniature: chat, coding, a code edit, a long summary, a tool-use plan."""
-    path = resources.files("helpers").joinpath("data/prompts.jsonl")
-    return [Prompt(**record) for record in (json.loads(line) for line in path.read_text(encoding="utf-8").splitlines())]
-
-
-def load_prompts(path: str | Path) -> list[Prompt]:
-    """Load prompts from JSONL: one object per line with ``text`` (or ``prompt``), optional ``id`` and ``category``."""
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise PromptFileError(f"Prompts file {path} does not exist. Give a JSONL file with one {{\"text\": ...}} per line.")
-    try:
-        records = read_jsonl(path, drop_torn_tail=False)
-    except ValueError as exc:
-        raise PromptFileError(f"{exc} Each line must be a JSON object such as {{\"id\": \"q1\", \"text\": \"...\"}}.") from exc
-    prompts = []
-    for number, record in enumerate(records, start=1):
-        text = record.get("text", record.get("prompt"))
-        if not isinstance(text, str) or not text.strip():
-            raise PromptFileError(f"{path}, record {number}: needs a non-empty \"text\" (or \"prompt\") string.")
-        prompts.append(Prompt(id=str(record.get("id", f"p{number}")), category=str(record.get("category", "custom")), text=text))
-    if not prompts:
-        raise PromptFileError(f"{path} holds no prompts. Add lines like {{\"text\": \"What is OpenVINO?\"}}.")
-    if len({p.id for p in prompts}) != len(prompts):
-        raise PromptFileError(f"{path}: prompt ids must be unique.")
-    return prompts
 
 
 @dataclass
@@ -184,6 +147,13 @@ class BenchmarkResult:
         return [(base[(r.prompt_id, r.repeat)], r) for r in self.records
                 if r.label == label and (r.prompt_id, r.repeat) in base]
 
+    def speculation(self, label: str) -> dict[str, Any]:
+        """The speculative knobs `label` ran with (``num_assistant_tokens``, ``assistant_confidence_threshold``), as
+        recorded from its GenerationConfig; empty for configurations without them."""
+        config = self.settings.get("candidates", {}).get(label, {})
+        return {name: config[name] for name in ("num_assistant_tokens", "assistant_confidence_threshold")
+                if config.get(name)}
+
     def summary(self, by_prompt: bool = False) -> list[dict[str, Any]]:
         """Medians with quartiles per configuration (and per prompt with `by_prompt`).
 
@@ -207,7 +177,7 @@ class BenchmarkResult:
             accept = [r.acceptance_rate for r in runs if r.acceptance_rate is not None]
             cost = [r.cost_ratio for r in runs if r.cost_ratio is not None]
             per_step = [r.generated_tokens / r.steps for r in runs if r.steps]
-            row: dict[str, Any] = {"label": label}
+            row: dict[str, Any] = {"label": label, **self.speculation(label)}
             if by_prompt:
                 row["prompt"] = prompt_id
             row.update({

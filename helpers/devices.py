@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from .errors import DeviceError, NotEnoughMemoryError
-from .paths import DEVICE_ENV
 from .presets import Preset, smaller_presets
+from .settings import env_device
 
 # OpenVINO also accepts these virtual devices, which pick or combine the physical ones.
 VIRTUAL_DEVICES = ("AUTO",)
@@ -34,7 +33,7 @@ def check_device(device: str) -> str:
 
 def default_device() -> str:
     """``$TUTORIAL_DEVICE`` if set, else GPU when present (the blog's choice), else CPU."""
-    configured = os.environ.get(DEVICE_ENV)
+    configured = env_device()
     if configured:
         return check_device(configured)
     return "GPU" if "GPU" in available_devices() else "CPU"

@@ -1,6 +1,6 @@
 """Healing a pruned draft: distillation data from the target, then fine-tuning the draft on it.
 
-- `load_prompt_source` reads prompts from the built-in set, a JSONL file or a Hugging Face dataset (streamed).
+- prompts come from `prompts.load_prompt_source` (built-in set, standard library, JSONL file or Hugging Face dataset).
 - `generate_distillation_data` has the *target* answer them through OpenVINO GenAI, in batches, appending to a JSONL
   file keyed by prompt id: an interrupted run resumes where it stopped, without duplicates or torn lines.
 - `heal` fine-tunes the pruned draft on those answers with ``transformers.Trainer`` (loss on answer tokens only,
@@ -14,217 +14,21 @@ import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .benchmark import Prompt, load_prompts
 from .errors import (
     ConfigError,
-    HubUnreachableError,
-    MissingPackageError,
     ModelFolderError,
     PromptFileError,
     TokenizerMismatchError,
 )
-from .fsutil import append_jsonl, atomic_directory, read_jsonl, remove_stale_partials, write_json
+from .fsutil import append_jsonl, atomic_directory, read_json, read_jsonl, remove_stale_partials, write_json
+from .hf import check_hf_model_dir, threads_for
+from .prompts import Prompt
+from .settings import HealConfig
 
-BUILTIN = "builtin"
-STDLIB = "stdlib"
-# Where a prompt sits in common instruction datasets: Infinity-Instruct/ShareGPT ("conversations": [{"from", "value"}]),
-# chat-style ("messages": [{"role", "content"}]) and flat columns.
-CONVERSATION_FIELDS = ("conversations", "messages")
-TEXT_FIELDS = ("prompt", "instruction", "question", "query", "input", "text")
-USER_ROLES = ("human", "user")
 HEALED_MANIFEST = "healing.json"
-
-
-def builtin_distill_prompts() -> list[Prompt]:
-    """120 varied prompts (coding, code completion, code questions, chat, summaries, reasoning, tool use)."""
-    with resources.as_file(resources.files("helpers").joinpath("data/distill_prompts.jsonl")) as path:
-        return load_prompts(path)
-
-
-def _looks_like_dataset_id(source: str) -> bool:
-    parts = source.split("/")
-    return len(parts) == 2 and all(parts) and not source.endswith((".jsonl", ".json")) and not source.startswith((".", "~"))
-
-
-def load_prompt_source(source: str, limit: int | None = None, split: str = "train", config_name: str | None = None,
-                       field: str | None = None) -> list[Prompt]:
-    """Prompts from ``builtin``, a JSONL file (``{"id", "text"}`` per line), or a Hugging Face dataset id (streamed)."""
-    if limit is not None and limit < 1:
-        raise ConfigError(f"The number of prompts must be at least 1, got {limit}.")
-    if source == BUILTIN:
-        prompts = builtin_distill_prompts()
-    elif source == STDLIB:
-        return stdlib_prompts(limit)
-    elif Path(source).expanduser().exists() or source.endswith(".jsonl"):
-        prompts = load_prompts(source)
-    elif _looks_like_dataset_id(source):
-        return dataset_prompts(source, limit=limit or 1000, split=split, config_name=config_name, field=field)
-    else:
-        raise PromptFileError(f"Prompt source {source!r} is neither 'builtin', 'stdlib', an existing JSONL file, nor a "
-                              "Hugging Face dataset id like 'BAAI/Infinity-Instruct'.")
-    return prompts[:limit] if limit else prompts
-
-
-# Pure-Python standard-library modules whose functions make good coding prompts; importing them has no side effects.
-STDLIB_MODULES = (
-    "argparse", "base64", "bisect", "calendar", "colorsys", "configparser", "contextlib", "copy", "csv", "dataclasses",
-    "difflib", "enum", "filecmp", "fnmatch", "fractions", "ftplib", "functools", "getopt", "gettext", "glob", "graphlib",
-    "gzip", "heapq", "hmac", "html", "html.parser", "http.cookies", "imaplib", "inspect", "ipaddress", "json.decoder",
-    "json.encoder", "keyword", "linecache", "locale", "logging", "mailbox", "mimetypes", "netrc", "ntpath", "nturl2path",
-    "numbers", "operator", "optparse", "pathlib", "pdb", "pickletools", "platform", "plistlib", "poplib", "posixpath",
-    "pprint", "pydoc", "queue", "quopri", "random", "reprlib", "sched", "secrets", "selectors", "shlex", "shutil", "smtplib",
-    "socketserver", "statistics", "string", "subprocess", "tabnanny", "tarfile", "tempfile", "textwrap", "threading",
-    "timeit", "tokenize", "trace", "traceback", "types", "typing", "urllib.parse", "urllib.request", "uuid", "warnings",
-    "wave", "weakref", "webbrowser", "zipapp", "zipfile",
-)
-# One task per function, rotating, so the answers mix writing, explaining, testing, editing and reviewing code.
-STDLIB_TASKS = (
-    ("write", "Write a Python function `{name}{signature}`. What it must do: {summary} Include type hints and a docstring."),
-    ("explain", "Explain step by step what this function from Python's `{module}` module does.\n\n```python\n{source}```"),
-    ("test", "Write pytest unit tests for this function, covering normal use and edge cases.\n\n```python\n{source}```"),
-    ("edit", "Rewrite this function with type hints, clearer names and a short docstring. Return the whole function.\n\n"
-             "```python\n{source}```"),
-    ("review", "Review this code: list likely bugs or unhandled edge cases, then suggest one improvement.\n\n"
-               "```python\n{source}```"),
-)
-
-
-@dataclass(frozen=True)
-class StdlibFunction:
-    """A documented function of the standard library, read from its source file (never imported)."""
-
-    module: str
-    qualname: str
-    name: str
-    signature: str
-    docstring: str
-    source: str
-
-
-def _stdlib_functions(max_lines: int = 40) -> list[StdlibFunction]:
-    """Public, documented functions and methods of `STDLIB_MODULES` of 4 to `max_lines` lines.
-
-    Read with `ast` from the source files, so the result depends only on the Python version: importing the modules
-    and inspecting live objects gave a different set once other libraries had patched some of them.
-    """
-    import ast
-    import importlib.util
-
-    found = []
-    for module_name in STDLIB_MODULES:
-        spec = importlib.util.find_spec(module_name)
-        if spec is None or not spec.origin or not spec.origin.endswith(".py"):
-            continue  # missing from this build, or a C module
-        text = Path(spec.origin).read_text(encoding="utf-8")
-        tree = ast.parse(text)
-        scopes: list[tuple[str, list[ast.stmt]]] = [("", tree.body)]
-        scopes += [(node.name + ".", node.body) for node in tree.body
-                   if isinstance(node, ast.ClassDef) and not node.name.startswith("_")]
-        seen = set()
-        for prefix, body in scopes:
-            for node in body:
-                if not isinstance(node, ast.FunctionDef) or node.name.startswith("_"):
-                    continue
-                docstring = ast.get_docstring(node)
-                source = ast.get_source_segment(text, node, padded=True)
-                qualname = prefix + node.name
-                if not docstring or not source or qualname in seen or not 4 <= source.count("\n") + 1 <= max_lines:
-                    continue
-                seen.add(qualname)
-                found.append(StdlibFunction(module_name, qualname, node.name, f"({ast.unparse(node.args)})", docstring,
-                                            source.rstrip() + "\n"))
-    return found
-
-
-def _stable_hash(text: str) -> int:
-    return int(hashlib.sha256(text.encode()).hexdigest()[:12], 16)
-
-
-def stdlib_prompts(limit: int | None = None, seed: int = 0) -> list[Prompt]:
-    """Coding prompts made offline from this Python's standard library: each short documented function becomes one
-    task (write it from its docstring, explain, test, edit or review it).
-
-    The task and the order come from a hash of each function's name, so ids are stable for a given Python version and
-    adding or losing one function does not reshuffle the others (a resumed data file keeps its answers).
-    """
-    import textwrap
-
-    prompts = []
-    for function in _stdlib_functions():
-        key = f"{function.module}.{function.qualname}"
-        task, template = STDLIB_TASKS[_stable_hash(key) % len(STDLIB_TASKS)]
-        summary = " ".join(function.docstring.split("\n\n")[0].split())
-        text = template.format(name=function.name, signature=function.signature, summary=summary, module=function.module,
-                               source=textwrap.dedent(function.source))
-        prompts.append(Prompt(id=f"stdlib:{key}:{task}", category=f"stdlib-{task}", text=text))
-    prompts.sort(key=lambda p: _stable_hash(f"{seed}:{p.id}"))
-    return prompts[:limit] if limit else prompts
-
-
-def user_text(row: dict[str, Any], field: str | None = None) -> str | None:
-    """The first user turn of a dataset row, whatever the dataset's layout (None if there is none)."""
-    if field:
-        value = row.get(field)
-        return value if isinstance(value, str) and value.strip() else None
-    for name in CONVERSATION_FIELDS:
-        turns = row.get(name)
-        if isinstance(turns, list):
-            for turn in turns:
-                if isinstance(turn, dict) and str(turn.get("from", turn.get("role", ""))).lower() in USER_ROLES:
-                    text = turn.get("value", turn.get("content"))
-                    if isinstance(text, str) and text.strip():
-                        return text
-    for name in TEXT_FIELDS:
-        value = row.get(name)
-        if isinstance(value, str) and value.strip():
-            return value
-    return None
-
-
-def dataset_prompts(dataset_id: str, limit: int, split: str = "train", config_name: str | None = None,
-                    field: str | None = None) -> list[Prompt]:
-    """The first `limit` prompts of a Hugging Face dataset, streamed (nothing is downloaded beyond what is read)."""
-    try:
-        import datasets
-    except ImportError as exc:
-        raise MissingPackageError(
-            f"Reading the Hugging Face dataset {dataset_id!r} needs the `datasets` package, which is not installed. "
-            "Run `pip install datasets` (or use 'builtin' / a JSONL file of prompts)."
-        ) from exc
-    from tqdm.auto import tqdm
-
-    from .conversion import network_errors
-
-    prompts: list[Prompt] = []
-    skipped = 0
-    try:
-        stream = datasets.load_dataset(dataset_id, name=config_name, split=split, streaming=True)
-        with tqdm(total=limit, desc=f"reading {dataset_id}", leave=False) as bar:
-            for index, row in enumerate(stream):
-                text = user_text(row, field)
-                if text is None:
-                    skipped += 1
-                    if skipped >= 100 and not prompts:
-                        raise PromptFileError(
-                            f"No prompt found in the first 100 rows of {dataset_id} (columns: {', '.join(row)}). "
-                            "Name the column that holds the prompt with field=... (--field)."
-                        )
-                    continue
-                prompts.append(Prompt(id=f"{dataset_id}:{row.get('id', index)}",
-                                      category=str(row.get("category", "dataset")), text=text))
-                bar.update()
-                if len(prompts) >= limit:
-                    break
-    except (*network_errors(), FileNotFoundError) as exc:  # streaming fetches lazily: errors surface while reading
-        raise HubUnreachableError(
-            f"Cannot stream {dataset_id!r} ({type(exc).__name__}: {str(exc).splitlines()[0][:160]}). Check the connection "
-            "and the dataset id and config (--dataset-config), or use 'builtin' or a JSONL file of prompts."
-        ) from exc
-    return prompts
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -369,35 +173,6 @@ def generate_distillation_data(
 # Healing
 
 
-@dataclass(frozen=True)
-class HealConfig:
-    """Fine-tuning settings. `steps` counts optimizer steps of ``batch_size * gradient_accumulation`` examples."""
-
-    steps: int = 200
-    learning_rate: float = 1e-4  # full fine-tuning of a 0.6B draft; the tiny one takes 2e-3
-    batch_size: int = 8
-    gradient_accumulation: int = 1
-    max_length: int = 512
-    warmup_steps: int = 10
-    weight_decay: float = 0.0
-    freeze_embeddings: bool = True  # also freezes a tied lm_head: fewer trainable weights, less forgetting
-    kl_weight: float = 0.0  # 0: cross-entropy on the target's answers; >0: mix in KL to the teacher's distribution
-    kl_temperature: float = 1.0
-    save_steps: int = 50
-    seed: int = 0
-    bf16: bool = False  # bfloat16 autocast: about twice as fast on CPUs with AVX512-BF16/AMX and on recent GPUs
-
-    def __post_init__(self) -> None:
-        if self.steps < 1 or self.batch_size < 1 or self.gradient_accumulation < 1 or self.save_steps < 1:
-            raise ConfigError("steps, batch_size, gradient_accumulation and save_steps must all be at least 1.")
-        if not 0 < self.learning_rate < 1:
-            raise ConfigError(f"learning_rate must be between 0 and 1, got {self.learning_rate}.")
-        if self.max_length < 16:
-            raise ConfigError(f"max_length must be at least 16 tokens, got {self.max_length}.")
-        if not 0.0 <= self.kl_weight <= 1.0:
-            raise ConfigError(f"kl_weight must be within [0, 1], got {self.kl_weight}.")
-
-
 @dataclass
 class HealResult:
     """What `heal` did. `action`: ``trained``, ``resumed`` (continued from a checkpoint), ``stopped`` (hit
@@ -488,7 +263,7 @@ def _collate(pad_id: int) -> Any:
     return collate
 
 
-def _is_main_process() -> bool:
+def is_main_process() -> bool:
     """True except in the non-zero ranks of a distributed launch (accelerate launch, torchrun): one writer per file."""
     return int(os.environ.get("RANK", "0")) == 0
 
@@ -615,17 +390,13 @@ def heal(
 ) -> HealResult:
     """Fine-tune the (pruned) draft at `draft_dir` on distillation data; save the healed model to `dest` atomically.
 
-    Checkpoints go to ``<dest>-checkpoints``; a later call with the same settings resumes from the last one (after a
-    crash, or after `stop_after_steps`). `teacher_dir` (a Hugging Face target checkpoint) is needed for
-    ``kl_weight > 0``. `target_dir` (any folder with the target's tokenizer; default: the one the data records) is
-    used to refuse a draft whose tokenizer differs.
+    Checkpoints go to ``<dest>-checkpoints``; a later call with the same settings resumes from the newest complete one
+    (after a crash, a kill during a checkpoint save, or `stop_after_steps`). `teacher_dir` (a Hugging Face target
+    checkpoint) is needed for ``kl_weight > 0``. `target_dir` (any folder with the target's tokenizer; default: the
+    one the data records) is used to refuse a draft whose tokenizer differs.
     """
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainingArguments
-    from transformers.trainer_callback import PrinterCallback, ProgressCallback
-    from transformers.trainer_utils import get_last_checkpoint
-
-    from .pruning import check_hf_model_dir, threads_for
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     config = config or HealConfig()
     draft_dir = Path(draft_dir).expanduser().resolve()
@@ -636,41 +407,13 @@ def heal(
     if config.kl_weight > 0 and teacher_dir is None:
         raise ConfigError("kl_weight > 0 needs the teacher's Hugging Face checkpoint: pass teacher_dir (--teacher).")
     records = read_distillation_data(data_path)
-    settings_file = data_settings_path(data_path)
-    if target_dir is None and settings_file.is_file():
-        recorded = json.loads(settings_file.read_text()).get("target_dir")
-        target_dir = recorded if recorded and Path(recorded).is_dir() else None
-    for other in (target_dir, teacher_dir):
-        if other is not None:
-            check_same_hf_tokenizer(draft_dir, other)
-
+    _check_tokenizers(draft_dir, data_path, target_dir, teacher_dir)
     key = {"draft": str(draft_dir), "data": _file_digest(data_path), "teacher": str(teacher_dir) if teacher_dir else None,
            **{k: v for k, v in asdict(config).items() if k not in ("steps", "save_steps")}}
-    remove_stale_partials(dest.parent, dest.name)
-    finished = dest / HEALED_MANIFEST
-    if finished.is_file() and not overwrite:
-        manifest = json.loads(finished.read_text())
-        if manifest.get("key") == key and manifest.get("steps") == config.steps:
-            return HealResult(path=dest, action="reused", steps_done=config.steps, total_steps=config.steps,
-                              resumed_from_step=0, examples=manifest["examples"], answer_tokens=manifest["answer_tokens"],
-                              input_tokens=manifest["input_tokens"], steps_per_second=manifest.get("steps_per_second", 0.0),
-                              tokens_per_second=manifest.get("tokens_per_second", 0.0),
-                              train_seconds=manifest.get("train_seconds", 0.0),
-                              losses=[tuple(x) for x in manifest["losses"]], checkpoints=checkpoints)
-        raise ModelFolderError(f"{dest} holds a model healed with other settings or data. Delete it or pass "
-                               "overwrite=True (--overwrite).")
-    if dest.exists() and not overwrite and not finished.is_file():
-        raise ModelFolderError(f"{dest} exists but is not a healed model. Delete it or choose another destination.")
-    key_file = checkpoints / "heal_key.json"
-    if overwrite and checkpoints.exists() and _is_main_process():
-        import shutil
-
-        shutil.rmtree(checkpoints)
-    if checkpoints.is_dir() and key_file.is_file() and json.loads(key_file.read_text()) != key:
-        raise ConfigError(f"The checkpoints in {checkpoints} were made with other settings or data, so they cannot be "
-                          "resumed. Delete that folder, or pass overwrite=True (--overwrite) to start over.")
-    if _is_main_process():
-        write_json(key_file, key)
+    reused = _finished_heal(dest, key, config, checkpoints, overwrite)
+    if reused is not None:
+        return reused
+    _prepare_checkpoints(checkpoints, key, overwrite)
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     tokenizer = AutoTokenizer.from_pretrained(draft_dir)
@@ -681,13 +424,130 @@ def heal(
     if config.freeze_embeddings:
         model.get_input_embeddings().weight.requires_grad_(False)
         model.get_output_embeddings().weight.requires_grad_(False)
-    teacher = None
-    if teacher_dir is not None and config.kl_weight > 0:
-        teacher = AutoModelForCausalLM.from_pretrained(str(teacher_dir), dtype=torch.float32).eval()
-        teacher.requires_grad_(False)
-        if teacher.config.vocab_size != model.config.vocab_size:
-            raise TokenizerMismatchError(f"Teacher vocabulary ({teacher.config.vocab_size}) differs from the draft's "
-                                         f"({model.config.vocab_size}); KL distillation needs the same vocabulary.")
+    teacher = _load_teacher(teacher_dir, config, model) if teacher_dir is not None and config.kl_weight > 0 else None
+    trainer = _make_trainer(model, teacher, examples, tokenizer, config, checkpoints, progress,
+                            [*(callbacks or []), *([_stop_callback(stop_after_steps)] if stop_after_steps else [])])
+    trainer.accelerator.wait_for_everyone()  # under accelerate/torchrun: rank 0 has prepared the checkpoint folder
+    last = newest_complete_checkpoint(checkpoints)
+    resumed_from, tokens_before = _checkpoint_progress(last)
+    with threads_for(model):
+        output = trainer.train(resume_from_checkpoint=str(last) if last else None)
+    steps_done = trainer.state.global_step
+    runtime = float(output.metrics.get("train_runtime", 0.0))
+    ran_steps = steps_done - resumed_from
+    answer_tokens = sum(sum(1 for x in e["labels"] if x != -100) for e in examples)
+    result = HealResult(
+        path=dest, action="resumed" if last else "trained", steps_done=steps_done, total_steps=config.steps,
+        resumed_from_step=resumed_from, examples=len(examples), answer_tokens=answer_tokens,
+        input_tokens=sum(len(e["input_ids"]) for e in examples),
+        losses=[(int(e["step"]), float(e["loss"])) for e in trainer.state.log_history if "loss" in e],
+        train_seconds=runtime, steps_per_second=ran_steps / runtime if runtime else 0.0,
+        tokens_per_second=(trainer.state.num_input_tokens_seen - tokens_before) / runtime if runtime else 0.0,
+        checkpoints=checkpoints,
+    )
+    if steps_done < config.steps:
+        result.action = "stopped"
+        return result
+    trainer.accelerator.wait_for_everyone()
+    if trainer.is_world_process_zero():
+        _save_healed(trainer, tokenizer, result, key, config, draft_dir, data_path)
+    return result
+
+
+def _check_tokenizers(draft_dir: Path, data_path: Path, target_dir: str | Path | None,
+                      teacher_dir: str | Path | None) -> None:
+    """Refuse a draft whose tokenizer differs from the target's (the one named, or the one the data records)."""
+    settings_file = data_settings_path(data_path)
+    if target_dir is None and settings_file.is_file():
+        recorded = (read_json(settings_file) or {}).get("target_dir")
+        target_dir = recorded if recorded and Path(recorded).is_dir() else None
+    for other in (target_dir, teacher_dir):
+        if other is not None:
+            check_same_hf_tokenizer(draft_dir, other)
+
+
+def _finished_heal(dest: Path, key: dict[str, Any], config: HealConfig, checkpoints: Path, overwrite: bool
+                   ) -> HealResult | None:
+    """The result of an earlier run with the same settings and data (None if there is none); refuses a foreign
+    folder at `dest`."""
+    remove_stale_partials(dest.parent, dest.name)
+    finished = dest / HEALED_MANIFEST
+    if finished.is_file() and not overwrite:
+        manifest = read_json(finished)
+        if manifest and manifest.get("key") == key and manifest.get("steps") == config.steps:
+            return HealResult(path=dest, action="reused", steps_done=config.steps, total_steps=config.steps,
+                              resumed_from_step=0, examples=manifest["examples"], answer_tokens=manifest["answer_tokens"],
+                              input_tokens=manifest["input_tokens"], steps_per_second=manifest.get("steps_per_second", 0.0),
+                              tokens_per_second=manifest.get("tokens_per_second", 0.0),
+                              train_seconds=manifest.get("train_seconds", 0.0),
+                              losses=[tuple(x) for x in manifest["losses"]], checkpoints=checkpoints)
+        raise ModelFolderError(f"{dest} holds a model healed with other settings or data. Delete it or pass "
+                               "overwrite=True (--overwrite).")
+    if dest.exists() and not overwrite and not finished.is_file():
+        raise ModelFolderError(f"{dest} exists but is not a healed model. Delete it or choose another destination.")
+    return None
+
+
+def _prepare_checkpoints(checkpoints: Path, key: dict[str, Any], overwrite: bool) -> None:
+    """Start over (`overwrite`), or check that the checkpoints there were made with these settings; record them."""
+    key_file = checkpoints / "heal_key.json"
+    if overwrite and (checkpoints / "heal_key.json").is_file() and is_main_process():
+        import shutil
+
+        shutil.rmtree(checkpoints)  # only a folder this function stamped with its key file
+    stored = read_json(key_file) if key_file.is_file() else None
+    if checkpoints.is_dir() and stored is not None and stored != key:
+        raise ConfigError(f"The checkpoints in {checkpoints} were made with other settings or data, so they cannot be "
+                          "resumed. Delete that folder, or pass overwrite=True (--overwrite) to start over.")
+    if is_main_process():
+        write_json(key_file, key)
+
+
+CHECKPOINT_FILES = ("trainer_state.json", "optimizer.pt", "scheduler.pt")
+
+
+def newest_complete_checkpoint(checkpoints: Path) -> Path | None:
+    """The newest ``checkpoint-N`` folder that holds everything a resume reads (weights, optimizer, scheduler, state).
+
+    A run killed while saving leaves a newer folder without some of these; it is skipped, not trusted."""
+    if not checkpoints.is_dir():
+        return None
+    complete = []
+    for folder in checkpoints.glob("checkpoint-*"):
+        step = folder.name.removeprefix("checkpoint-")
+        has_weights = any(folder.glob("*.safetensors")) or (folder / "pytorch_model.bin").is_file()
+        complete_files = has_weights and all((folder / name).is_file() for name in CHECKPOINT_FILES)
+        if step.isdigit() and complete_files and read_json(folder / "trainer_state.json") is not None:
+            complete.append((int(step), folder))
+    return max(complete)[1] if complete else None
+
+
+def _checkpoint_progress(checkpoint: Path | None) -> tuple[int, int]:
+    """(step, input tokens seen) of a checkpoint; (0, 0) when starting fresh."""
+    if checkpoint is None:
+        return 0, 0
+    state = read_json(checkpoint / "trainer_state.json") or {}
+    return int(state.get("global_step", checkpoint.name.split("-")[-1])), int(state.get("num_input_tokens_seen", 0))
+
+
+def _load_teacher(teacher_dir: str | Path, config: HealConfig, model: Any) -> Any:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    teacher = AutoModelForCausalLM.from_pretrained(str(teacher_dir), dtype=torch.float32).eval()
+    teacher.requires_grad_(False)
+    if teacher.config.vocab_size != model.config.vocab_size:
+        raise TokenizerMismatchError(f"Teacher vocabulary ({teacher.config.vocab_size}) differs from the draft's "
+                                     f"({model.config.vocab_size}); KL distillation needs the same vocabulary.")
+    return teacher
+
+
+def _make_trainer(model: Any, teacher: Any, examples: list[dict[str, list[int]]], tokenizer: Any, config: HealConfig,
+                  checkpoints: Path, progress: bool, callbacks: list[Any]) -> Any:
+    """A `transformers.Trainer` (our distillation subclass) with cosine schedule, warm-up and checkpoints."""
+    import torch
+    from transformers import TrainingArguments
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     accelerator = torch.cuda.is_available() or (hasattr(torch, "xpu") and torch.xpu.is_available())
     args = TrainingArguments(
@@ -702,52 +562,26 @@ def heal(
     )
     trainer = _distill_trainer_class()(
         model=model, args=args, train_dataset=examples, data_collator=_collate(tokenizer.pad_token_id or 0),
-        teacher=teacher, kl_weight=config.kl_weight, temperature=config.kl_temperature,
-        callbacks=[*(callbacks or []), *([_stop_callback(stop_after_steps)] if stop_after_steps else [])],
+        teacher=teacher, kl_weight=config.kl_weight, temperature=config.kl_temperature, callbacks=callbacks,
     )
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
     if progress:
         trainer.add_callback(_progress_callback())
-    trainer.accelerator.wait_for_everyone()  # under accelerate/torchrun: rank 0 has prepared the checkpoint folder
-    last = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
-    resumed_from = int(Path(last).name.split("-")[-1]) if last else 0
-    tokens_before = 0
-    if last:
-        state = json.loads((Path(last) / "trainer_state.json").read_text())
-        tokens_before = int(state.get("num_input_tokens_seen", 0))
-    with threads_for(model):
-        output = trainer.train(resume_from_checkpoint=last)
-    steps_done = trainer.state.global_step
-    losses = [(int(e["step"]), float(e["loss"])) for e in trainer.state.log_history if "loss" in e]
-    runtime = float(output.metrics.get("train_runtime", 0.0))
-    ran_steps = steps_done - resumed_from
-    answer_tokens = sum(sum(1 for x in e["labels"] if x != -100) for e in examples)
-    input_tokens = sum(len(e["input_ids"]) for e in examples)
-    result = HealResult(
-        path=dest, action="resumed" if last else "trained", steps_done=steps_done, total_steps=config.steps,
-        resumed_from_step=resumed_from, examples=len(examples), answer_tokens=answer_tokens, input_tokens=input_tokens,
-        losses=losses,
-        train_seconds=runtime, steps_per_second=ran_steps / runtime if runtime else 0.0,
-        tokens_per_second=(trainer.state.num_input_tokens_seen - tokens_before) / runtime if runtime else 0.0,
-        checkpoints=checkpoints,
-    )
-    if steps_done < config.steps:
-        result.action = "stopped"
-        return result
-    trainer.accelerator.wait_for_everyone()
-    if trainer.is_world_process_zero():
-        with atomic_directory(dest, replace=True) as tmp:
-            trainer.accelerator.unwrap_model(trainer.model).save_pretrained(tmp)
-            tokenizer.save_pretrained(tmp)
-            write_json(tmp / HEALED_MANIFEST, {"key": key, "steps": config.steps, "examples": len(examples),
-                                               "answer_tokens": answer_tokens, "input_tokens": input_tokens,
-                                               "steps_per_second": result.steps_per_second,
-                                               "tokens_per_second": result.tokens_per_second,
-                                               "train_seconds": runtime,
-                                               "losses": losses, "source": str(draft_dir),
-                                               "data": str(data_path)})
-    return result
+    return trainer
+
+
+def _save_healed(trainer: Any, tokenizer: Any, result: HealResult, key: dict[str, Any], config: HealConfig,
+                 draft_dir: Path, data_path: Path) -> None:
+    with atomic_directory(result.path, replace=True) as tmp:
+        trainer.accelerator.unwrap_model(trainer.model).save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        write_json(tmp / HEALED_MANIFEST, {"key": key, "steps": config.steps, "examples": result.examples,
+                                           "answer_tokens": result.answer_tokens, "input_tokens": result.input_tokens,
+                                           "steps_per_second": result.steps_per_second,
+                                           "tokens_per_second": result.tokens_per_second,
+                                           "train_seconds": result.train_seconds,
+                                           "losses": result.losses, "source": str(draft_dir), "data": str(data_path)})
 
 
 def agreement(model_dir: str | Path, records: list[dict[str, Any]], max_length: int = 1024, batch_size: int = 8) -> float:
@@ -758,8 +592,6 @@ def agreement(model_dir: str | Path, records: list[dict[str, Any]], max_length: 
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from .pruning import threads_for
 
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32).eval()
@@ -809,85 +641,3 @@ def _duration(seconds: float) -> str:
     if seconds < 3 * 86400:
         return f"{seconds / 3600:.1f} h"
     return f"{seconds / 86400:.0f} days"
-
-
-# ----------------------------------------------------------------------------------------------------------------------
-# Command line
-
-
-def _cmd_distill_data(args: Any) -> int:
-    from .conversion import prepare_preset
-    from .presets import get_preset
-    from .tables import markdown_table
-
-    if bool(args.target) == bool(args.preset):
-        raise ConfigError("Name the target: --target OPENVINO_FOLDER, or --preset NAME (its converted target).")
-    target = Path(args.target) if args.target else prepare_preset(get_preset(args.preset)).target
-    prompts = load_prompt_source(args.prompts, limit=args.samples, split=args.split, config_name=args.dataset_config,
-                                 field=args.field)
-    result = generate_distillation_data(target, prompts, args.output, device=args.device, max_new_tokens=args.max_new_tokens,
-                                        enable_thinking=args.thinking, batch_size=args.batch_size)
-    print(markdown_table([result.row()]))
-    return 0
-
-
-def _cmd_heal(args: Any) -> int:
-    from .tables import markdown_table
-
-    config = HealConfig(steps=args.steps, learning_rate=args.lr, batch_size=args.batch_size,
-                        gradient_accumulation=args.gradient_accumulation, max_length=args.max_length,
-                        warmup_steps=args.warmup_steps, freeze_embeddings=not args.train_embeddings,
-                        kl_weight=args.kl_weight, kl_temperature=args.kl_temperature, save_steps=args.save_steps,
-                        seed=args.seed, bf16=args.bf16)
-    output = args.output or f"{Path(args.draft).name}-healed"
-    result = heal(args.draft, args.data, output, config, teacher_dir=args.teacher, target_dir=args.target,
-                  stop_after_steps=args.stop_after, overwrite=args.overwrite, progress=_is_main_process())
-    if not _is_main_process():  # one report per launch, not one per process
-        return 0
-    print(markdown_table([result.row()]))
-    print(f"\n{'healed model: ' + str(result.path) if result.action != 'stopped' else 'stopped; run again to continue'}"
-          f"  (checkpoints: {result.checkpoints})")
-    return 0
-
-
-def register_cli(sub: Any) -> None:
-    """``python -m helpers distill-data`` and ``python -m helpers heal``."""
-    p = sub.add_parser("distill-data", help="have the OpenVINO target answer prompts (resumable JSONL)")
-    p.add_argument("--target", help="OpenVINO target folder")
-    p.add_argument("--preset", help="instead of --target: this preset's converted target")
-    p.add_argument("--prompts", default=BUILTIN, help="'builtin' (120 varied prompts), 'stdlib' (~1,100 coding tasks made "
-                   "offline from Python's standard library), a JSONL file, or a Hugging Face dataset id "
-                   "(e.g. BAAI/Infinity-Instruct; needs `pip install datasets`)")
-    p.add_argument("--samples", type=int, default=None, help="number of prompts (default: all; 1000 for datasets)")
-    p.add_argument("--dataset-config", help="dataset configuration name (e.g. 0625 for Infinity-Instruct)")
-    p.add_argument("--split", default="train")
-    p.add_argument("--field", help="dataset column holding the prompt, if not detected")
-    p.add_argument("--output", default="distill.jsonl")
-    p.add_argument("--device", default="CPU")
-    p.add_argument("--max-new-tokens", type=int, default=256)
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--thinking", action="store_true", help="Qwen3 thinking on")
-    p.set_defaults(handler=_cmd_distill_data)
-
-    h = sub.add_parser("heal", help="fine-tune a pruned draft on distillation data (transformers.Trainer; resumable)")
-    h.add_argument("--draft", required=True, help="Hugging Face folder of the pruned draft")
-    h.add_argument("--data", required=True, help="JSONL written by distill-data")
-    h.add_argument("--output", help="healed model folder (default: <draft>-healed)")
-    defaults = HealConfig()
-    h.add_argument("--steps", type=int, default=defaults.steps)
-    h.add_argument("--lr", type=float, default=defaults.learning_rate)
-    h.add_argument("--batch-size", type=int, default=defaults.batch_size, help="per device")
-    h.add_argument("--gradient-accumulation", type=int, default=defaults.gradient_accumulation)
-    h.add_argument("--max-length", type=int, default=defaults.max_length)
-    h.add_argument("--warmup-steps", type=int, default=defaults.warmup_steps)
-    h.add_argument("--save-steps", type=int, default=defaults.save_steps)
-    h.add_argument("--train-embeddings", action="store_true", help="also train embeddings and lm_head (frozen by default)")
-    h.add_argument("--kl-weight", type=float, default=0.0, help="mix in KL to the teacher (needs --teacher)")
-    h.add_argument("--kl-temperature", type=float, default=1.0)
-    h.add_argument("--teacher", help="Hugging Face folder of the target, for --kl-weight")
-    h.add_argument("--target", help="folder with the target's tokenizer, to check the draft matches it")
-    h.add_argument("--stop-after", type=int, help="stop after this many steps (run again to continue)")
-    h.add_argument("--seed", type=int, default=defaults.seed)
-    h.add_argument("--bf16", action="store_true", help="bfloat16 autocast (faster on CPUs with AVX512-BF16/AMX)")
-    h.add_argument("--overwrite", action="store_true", help="discard checkpoints and any healed model at --output")
-    h.set_defaults(handler=_cmd_heal)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numbers
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -271,7 +271,7 @@ def _compiled_group_size(compiled: Any) -> int | None:
 # The numeric fingerprint
 
 
-def uncompressed_control(overwrite: bool = False) -> Path:
+def uncompressed_control(overwrite: bool = False, workdir: str | Path | None = None) -> Path:
     """The tiny target exported without weight compression: DQ can never apply to it, so its logits never change.
 
     It checks the method, not a model, which is why every preset uses the same one. Raises `ModelFolderError` if the
@@ -282,8 +282,8 @@ def uncompressed_control(overwrite: bool = False) -> Path:
     from .presets import WeightFormat
     from .tiny import build_tiny_pair
 
-    pair = build_tiny_pair()
-    result = export_model(pair.target, models_dir() / "tiny-target-fp16", WeightFormat(bits=16), role="control",
+    pair = build_tiny_pair(workdir)
+    result = export_model(pair.target, models_dir(workdir) / "tiny-target-fp16", WeightFormat(bits=16), role="control",
                           overwrite=overwrite, source_id=f"tiny:target@{pair.key}")
     compressed = {k for k in weight_precisions(result.path) if k not in ("f32", "f16", "bf16")}
     if compressed:
@@ -463,8 +463,8 @@ def pipeline_fingerprint(
     """
     from tqdm.auto import tqdm
 
-    from .benchmark import builtin_prompts
     from .generation import chat_prompt, generation_config, load_pipeline
+    from .prompts import builtin_prompts
 
     # A prompt longer than 64 tokens, so that GPUs apply DQ as well.
     text = prompt or max(builtin_prompts(), key=lambda p: len(p.text)).text
@@ -525,13 +525,13 @@ def agreement(direct: Sequence[Fingerprint], pipeline_rows: Sequence[Mapping[str
 
 
 def exact_length_prompt(pipe: Any, n_tokens: int, filler: str | None = None) -> Any:
-    """A `benchmark.Prompt` whose chat-rendered form is exactly `n_tokens` tokens for this pipeline's tokenizer.
+    """A `prompts.Prompt` whose chat-rendered form is exactly `n_tokens` tokens for this pipeline's tokenizer.
 
     The user text is cut from `filler` (default: the built-in prompts, repeated) token by token and checked after
     rendering with the chat template, which is what `benchmark.run_interleaved` feeds the model.
     """
-    from .benchmark import Prompt, builtin_prompts
     from .generation import chat_prompt
+    from .prompts import Prompt, builtin_prompts
 
     tokenizer = pipe.get_tokenizer()
 
@@ -660,8 +660,8 @@ def accuracy(
     import openvino as ov
     from tqdm.auto import tqdm
 
-    from .benchmark import builtin_prompts
     from .generation import chat_prompt, generation_config, load_pipeline
+    from .prompts import builtin_prompts
 
     texts = list(prompts) if prompts is not None else [p.text for p in builtin_prompts()[:3]]
     if not texts:
@@ -708,69 +708,3 @@ def accuracy(
             "first divergent token": min(diverged) if diverged else None,
         })
     return rows
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# Command line
-
-
-def _cmd_dq(args: Any) -> int:
-    import json
-
-    from .conversion import prepare_preset
-    from .devices import check_device
-    from .fsutil import write_json
-    from .presets import get_preset
-    from .tables import markdown_table
-
-    device = check_device(args.device)
-    if bool(args.target) == bool(args.preset):
-        raise ConfigError("Pass either --target DIR or --preset NAME.")
-    settings_for(args.group_sizes)  # refuse bad group sizes before any work
-    if args.preset:
-        models = prepare_preset(get_preset(args.preset))
-        model_dirs: dict[str, Path] = {"target": models.target, "draft": models.draft}
-    else:
-        model_dirs = {"target": Path(args.target)}
-    if not args.no_control:
-        model_dirs["control (uncompressed)"] = uncompressed_control()
-    print("## Defaults per device\n")
-    print(markdown_table(device_defaults()))
-    if device.startswith("GPU"):
-        print("\n## dynamic_quantize nodes in the runtime graph\n")
-        print(markdown_table(runtime_graph_check(model_dirs, device, args.group_sizes)))
-    print(f"\n## Is DQ applied? ({device}: logits vs DQ off, same inputs; every setting compiled twice)\n")
-    results = fingerprint(model_dirs, device, args.group_sizes, args.lengths)
-    print(markdown_table([r.row() for r in results]))
-    output: dict[str, Any] = {"device": device, "fingerprint": [asdict(r) | {"verdict": r.verdict} for r in results]}
-    if args.timing:
-        timing = compare_timing(model_dirs["target"], device, args.timing_lengths, args.group_size_on,
-                                args.max_new_tokens, args.repeats)
-        print(f"\n## Speed: {timing.on_label} against {timing.off_label} (speedup = off / on, median of pairs)\n")
-        print(markdown_table(timing.rows, ["prompt tokens", "TTFT off (ms)", "TTFT on (ms)", "TTFT speedup",
-                                           "TPOT off (ms)", "TPOT on (ms)", "TPOT speedup", "pairs"]))
-        output["timing"] = timing.to_dict()
-    if args.json:
-        write_json(Path(args.json), json.loads(json.dumps(output, default=str)))
-        print(f"\nwrote {args.json}")
-    return 0
-
-
-def register_cli(sub: Any) -> None:
-    """``python -m helpers dq``: device defaults, the applied/not-applied table and (with --timing) short vs long."""
-    p = sub.add_parser("dq", help="dynamic quantization: defaults, is it applied, and (--timing) its speed effect")
-    p.add_argument("--preset", help="preset name (converts its models if needed)")
-    p.add_argument("--target", help="an OpenVINO model folder instead of a preset")
-    p.add_argument("--device", default="CPU")
-    p.add_argument("--group-sizes", type=int, nargs="+", default=list(DEFAULT_GROUP_SIZES), metavar="G",
-                   help="settings to compare with DQ off (the device default is always included)")
-    p.add_argument("--lengths", type=int, nargs="+", default=[16, 128], metavar="N",
-                   help="fingerprint prompt lengths (keep one <= 64 and one > 64 for GPUs)")
-    p.add_argument("--no-control", action="store_true", help="skip the uncompressed tiny control model")
-    p.add_argument("--timing", action="store_true", help="also time DQ off vs on for short and long prompts")
-    p.add_argument("--timing-lengths", type=int, nargs="+", default=[32, 512, 2048, 4096], metavar="N")
-    p.add_argument("--group-size-on", type=int, default=None, help="DQ group for the 'on' pipeline (default: device's)")
-    p.add_argument("--max-new-tokens", type=int, default=32)
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--json", help="write the results to this JSON file")
-    p.set_defaults(handler=_cmd_dq)

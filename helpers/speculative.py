@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .benchmark import BenchmarkResult, Candidate, Prompt, run_interleaved
+from .benchmark import BenchmarkResult, Candidate, run_interleaved
 from .errors import ConfigError
 from .generation import chat_prompt, generation_config, load_pipeline
+from .prompts import Prompt
 
 # CPU defaults are bf16 inference, u8 KV cache and dynamic quantization (group 32): each rounds differently in a
 # batched validation pass than in one-token steps, so greedy texts can part at near-ties. These make both exact.
@@ -101,26 +102,21 @@ def run_speculative_benchmark(setup: SpeculativeSetup, prompts: list[Prompt], re
 
 
 def with_predictions(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Add the formula's prediction to every summary row that has a measured acceptance rate, k and c."""
+    """Add the formula's prediction to every summary row with a measured acceptance rate, a fixed k and c.
+
+    k is the row's ``num_assistant_tokens`` field (`BenchmarkResult.summary` copies it from the run's
+    GenerationConfig); rows with a confidence threshold have no fixed k and get no prediction."""
     out = []
     for row in rows:
         row = dict(row)
-        k = _k_of(row["label"])
-        if row.get("acceptance_rate") is not None and row.get("cost_ratio") is not None and k:
+        k = row.get("num_assistant_tokens")
+        fixed_k = bool(k) and not row.get("assistant_confidence_threshold")
+        if row.get("acceptance_rate") is not None and row.get("cost_ratio") is not None and fixed_k:
             row["k"] = k
             row["predicted_speedup"] = predicted_speedup(row["acceptance_rate"], k, row["cost_ratio"])
             row["predicted_tokens_per_step"] = expected_tokens_per_step(row["acceptance_rate"], k)
         out.append(row)
     return out
-
-
-def _k_of(label: str) -> int | None:
-    if "k=" not in label:
-        return None
-    try:
-        return int(label.split("k=")[1].split()[0])
-    except ValueError:
-        return None
 
 
 def first_difference(a: str, b: str) -> int | None:
@@ -151,65 +147,3 @@ def lossless_check(target: Path, draft: Path, prompts: list[Prompt], device: str
                      "identical": reference == candidate, "first_difference_at_char": first_difference(reference, candidate),
                      "target_text": reference[:60], "speculative_text": candidate[:60]})
     return rows
-
-
-def _parse_setup(args: Any) -> tuple[SpeculativeSetup, list[Prompt]]:
-    from .benchmark import builtin_prompts, load_prompts
-    from .conversion import prepare_preset
-    from .presets import get_preset
-
-    if args.preset and args.target:
-        raise ConfigError("Give either --preset or --target, not both.")
-    if args.preset:
-        models = prepare_preset(get_preset(args.preset))
-        target, draft = models.target, (Path(args.draft) if args.draft else models.draft)
-    elif args.target:
-        target, draft = Path(args.target), (Path(args.draft) if args.draft else None)
-    else:
-        raise ConfigError("Name the models: --preset NAME, or --target DIR [--draft DIR].")
-    if args.no_draft:
-        draft = None
-    setup = SpeculativeSetup(
-        target=target, draft=draft, device=args.device, assistant_tokens=tuple(args.num_assistant_tokens),
-        confidence_thresholds=tuple(args.confidence_threshold), prompt_lookup=args.prompt_lookup,
-        max_new_tokens=args.max_new_tokens, properties=EXACT_PROPERTIES if args.exact else None,
-    )
-    prompts = load_prompts(args.prompts) if args.prompts else builtin_prompts()
-    return setup, prompts
-
-
-def _cmd_bench(args: Any) -> int:
-    from .tables import markdown_table
-
-    setup, prompts = _parse_setup(args)
-    result = run_speculative_benchmark(setup, prompts, repeats=args.repeats, warmup=args.warmup,
-                                       enable_thinking=args.thinking)
-    columns = ["label", "ttft_ms", "tpot_ms", "throughput_tps", "acceptance_rate", "cost_ratio", "tokens_per_step",
-               "speedup", "speedup_lo", "speedup_hi", "predicted_speedup", "identical_to_baseline"]
-    print(markdown_table(with_predictions(result.summary()), columns))
-    print(f"\nspeedup = median over (prompt, repeat) pairs of TPOT(target alone) / TPOT(config); lo/hi = quartiles. "
-          f"{len(prompts)} prompts x {args.repeats} repeats, interleaved; peak RSS {result.peak_rss_mb:.0f} MiB.")
-    if args.json:
-        print(f"wrote {result.to_json(args.json)}")
-    return 0
-
-
-def register_cli(sub: Any) -> None:
-    """``python -m helpers bench``: baseline vs speculative vs prompt lookup, interleaved."""
-    p = sub.add_parser("bench", help="benchmark the target alone against speculative decoding and prompt lookup")
-    p.add_argument("--preset", help="preset name (converts its models if needed)")
-    p.add_argument("--target", help="OpenVINO target model folder")
-    p.add_argument("--draft", help="OpenVINO draft model folder (default with --preset: the preset's draft)")
-    p.add_argument("--no-draft", action="store_true", help="benchmark without a draft model")
-    p.add_argument("--device", default="CPU")
-    p.add_argument("--num-assistant-tokens", "-k", type=int, nargs="+", default=[3, 5], metavar="K")
-    p.add_argument("--confidence-threshold", type=float, nargs="*", default=[], metavar="T")
-    p.add_argument("--prompt-lookup", action="store_true", help="also run prompt-lookup decoding")
-    p.add_argument("--prompts", help="JSONL file of prompts ({\"id\", \"text\"} per line); default: the built-in set")
-    p.add_argument("--max-new-tokens", type=int, default=128)
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--warmup", type=int, default=1)
-    p.add_argument("--thinking", action="store_true", help="Qwen3 thinking on (longer answers)")
-    p.add_argument("--exact", action="store_true", help="f32 inference and KV cache, no dynamic quantization")
-    p.add_argument("--json", help="write runs and summary to this JSON file")
-    p.set_defaults(handler=_cmd_bench)

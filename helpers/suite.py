@@ -13,21 +13,21 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shlex
-import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .benchmark import BenchmarkResult, Candidate, Prompt
+from .benchmark import BenchmarkResult, Candidate
 from .errors import ConfigError
-from .paths import REPO_ROOT
+from .paths import PathLike
 from .presets import INT4_ASYM_G128, INT8_ASYM, Preset, WeightFormat
-from .pruned_drafts import HealingPlan
+from .prompts import Prompt
+from .pruned_drafts import HealingPlan, ModelKey
+from .settings import BENCH, REPO_ROOT, SUITE
 
 REFERENCE = "target int4 alone"
-CONFIDENCE_THRESHOLD = 0.4  # the draft proposes tokens while its top probability stays above this
+REFERENCE_MODEL = ModelKey("target", "int4")
+CONFIDENCE_THRESHOLD = SUITE.confidence_threshold
 SUITE_VERSION = 2  # bump when the meaning of a step changes, so old JSONs are not mixed with new ones
 SUMMARY_COLUMNS = ("step", "label", "runs", "tpot_ms", "throughput_tps", "ttft_ms", "acceptance_rate", "cost_ratio",
                    "tokens_per_step", "speedup", "speedup_lo", "speedup_hi", "e2e_speedup", "identical_to_baseline")
@@ -41,13 +41,16 @@ class RunSpec:
     target: str  # "int4" or "int8"
     mode: str = "alone"  # "alone", "draft" or "lookup" (prompt lookup)
     k: int | None = None  # num_assistant_tokens for "draft" and "lookup"
-    draft: str | None = None  # for "draft": the unpruned draft's format ("int4", "int8", "int4-all") or a pruned draft's
-    # `pruned_drafts.draft_key` ("pruned6-healed int4")
+    draft: ModelKey | None = None  # for "draft": which draft (format; pruned depth and healing)
     threshold: float | None = None  # instead of k: assistant_confidence_threshold (the draft stops when unsure)
 
     @property
     def pruned(self) -> bool:
-        return bool(self.draft and self.draft.startswith("pruned"))
+        return bool(self.draft and self.draft.pruned)
+
+    @property
+    def target_key(self) -> ModelKey:
+        return ModelKey("target", self.target)
 
 
 @dataclass(frozen=True)
@@ -70,25 +73,26 @@ class SuiteSettings:
 
     preset: Preset
     prompts: list[Prompt]
-    ks: tuple[int, ...] = (2, 3, 4, 5, 8)
-    lookup_ks: tuple[int, ...] = (3, 5)
-    draft_formats: tuple[str, ...] = ("int8", "int4")
-    max_ngram_size: int = 3
-    max_new_tokens: int = 128
-    repeats: int = 3
-    warmup: int = 1
+    ks: tuple[int, ...] = SUITE.assistant_tokens
+    lookup_ks: tuple[int, ...] = SUITE.lookup_tokens
+    draft_formats: tuple[str, ...] = SUITE.draft_formats
+    max_ngram_size: int = BENCH.max_ngram_size
+    max_new_tokens: int = SUITE.max_new_tokens
+    repeats: int = SUITE.repeats
+    warmup: int = SUITE.warmup
     device: str = "CPU"
     properties: dict[str, Any] = field(default_factory=dict)
     results_dir: Path | None = None
     steps: tuple[str, ...] = ()  # subset of step names; empty: all
     plan: HealingPlan | None = None  # pruned + healed drafts; None: no pruning steps
-    pruned_k: int = 3  # num_assistant_tokens for the pruned-draft and lm_head steps
+    pruned_k: int = SUITE.pruned_k  # num_assistant_tokens for the pruned-draft and lm_head steps
     agent: bool = False
-    agent_repeats: int = 2
-    agent_max_steps: int = 4
-    agent_max_new_tokens: int = 1024
+    agent_repeats: int = SUITE.agent_repeats
+    agent_max_steps: int = SUITE.agent_max_steps
+    agent_max_new_tokens: int = SUITE.agent_max_new_tokens
     agent_search: str = "auto"  # web search when the internet answers, else the offline notes
     agent_task: str = ""  # default: agent.GROUNDED_TASK
+    workdir: PathLike | None = None  # converted and pruned models (default: the tutorial's work folder)
 
     @property
     def folder(self) -> Path:
@@ -106,7 +110,8 @@ def default_steps(ks: tuple[int, ...], lookup_ks: tuple[int, ...], draft_formats
     steps = [SuiteStep("target-alone", "the target without assistance, int4 and int8 weights", (int8_alone,))]
     for target in ("int4", "int8"):
         for draft in draft_formats:
-            runs = tuple(RunSpec(f"{target} + {draft} draft k={k}", target, "draft", k, draft) for k in ks)
+            runs = tuple(RunSpec(f"{target} + {draft} draft k={k}", target, "draft", k, ModelKey("draft", draft))
+                         for k in ks)
             steps.append(SuiteStep(f"{target}-target-{draft}-draft", f"{target} target with the preset's unpruned draft "
                                    f"at {draft}, k sweep", (int8_alone, *runs) if target == "int8" else runs))
     steps.append(SuiteStep("prompt-lookup", "int4 target with prompt-lookup decoding (n-grams from the prompt, no draft)",
@@ -114,29 +119,30 @@ def default_steps(ks: tuple[int, ...], lookup_ks: tuple[int, ...], draft_formats
     if plan:
         k = pruned_k
 
-        def draft_run(draft: str, what: str) -> RunSpec:
+        def draft_run(draft: ModelKey, what: str) -> RunSpec:
             return RunSpec(f"int4 + {what} k={k}", "int4", "draft", k, draft)
 
-        runs = [draft_run("int4", "int4 draft")]
+        runs = [draft_run(ModelKey("draft", "int4"), "int4 draft")]
         for depth in plan.depths:
-            runs += [draft_run(f"pruned{depth} int4", f"pruned{depth} int4 draft, not healed"),
-                     draft_run(f"pruned{depth}-healed int4", f"pruned{depth}+healed int4 draft")]
+            runs += [draft_run(ModelKey("draft", "int4", depth), f"pruned{depth} int4 draft, not healed"),
+                     draft_run(ModelKey("draft", "int4", depth, healed=True), f"pruned{depth}+healed int4 draft")]
         deepest = max(plan.depths)
         runs.append(RunSpec(f"int4 + pruned{deepest}+healed int4 draft threshold={CONFIDENCE_THRESHOLD:g}", "int4", "draft",
-                            draft=f"pruned{deepest}-healed int4", threshold=CONFIDENCE_THRESHOLD))
+                            draft=ModelKey("draft", "int4", deepest, healed=True), threshold=CONFIDENCE_THRESHOLD))
         steps.append(SuiteStep("pruned-drafts", f"int4 target with the draft depth-pruned by {', '.join(map(str, plan.depths))} "
                                "layers, before and after healing, against the unpruned int4 draft; the deepest one also "
                                "with a confidence threshold instead of a fixed k", tuple(runs)))
-        runs = [draft_run("int4-all", "int4-all draft"),
-                *(draft_run(f"pruned{d}-healed int4-all", f"pruned{d}+healed int4-all draft") for d in plan.depths)]
+        runs = [draft_run(ModelKey("draft", "int4-all"), "int4-all draft"),
+                *(draft_run(ModelKey("draft", "int4-all", d, healed=True), f"pruned{d}+healed int4-all draft")
+                  for d in plan.depths)]
         steps.append(SuiteStep("lm-head-int4", "drafts with embeddings and lm_head compressed to int4 too (NNCF all_layers)",
                                tuple(runs)))
     if agent:
-        drafts = [RunSpec(f"agent + int4 draft k={pruned_k}", "int4", "draft", pruned_k, "int4")]
+        drafts = [RunSpec(f"agent + int4 draft k={pruned_k}", "int4", "draft", pruned_k, ModelKey("draft", "int4"))]
         if plan:
             depth = max(plan.depths)
             drafts.append(RunSpec(f"agent + pruned{depth}+healed int4 draft k={pruned_k}", "int4", "draft", pruned_k,
-                                  f"pruned{depth}-healed int4"))
+                                  ModelKey("draft", "int4", depth, healed=True)))
         steps.append(SuiteStep("agent", "the smolagents slide-deck task (web or offline search, python-pptx) with the "
                                "int4 target alone and with drafts; prefix caching on in every pipeline", tuple(drafts),
                                kind="agent"))
@@ -201,7 +207,7 @@ def suite_formats(preset: Preset) -> dict[str, WeightFormat]:
     return {"int4": int4, "int8": INT8_ASYM, "int4-all": replace(int4, all_layers=True)}
 
 
-def suite_models(preset: Preset, needed: set[str]) -> dict[str, Path]:
+def suite_models(preset: Preset, needed: set[ModelKey], workdir: PathLike | None = None) -> dict[ModelKey, Path]:
     """Converted folders for keys like "target int4", "draft int8" or "draft int4-all" (converted on first use).
 
     A model already in the wanted precision keeps the preset's settings; the other precision takes the preset
@@ -212,39 +218,39 @@ def suite_models(preset: Preset, needed: set[str]) -> dict[str, Path]:
 
     formats = suite_formats(preset)
     folders = {}
-    for key in sorted(needed):
-        role, fmt = key.split(maxsplit=1)
-        if fmt.startswith("pruned"):
+    for key in sorted(needed, key=str):
+        if key.pruned:
             continue
-        spec = preset.target if role == "target" else preset.draft
-        if spec.weights.tag != fmt:
-            spec = replace(spec, weights=formats[fmt])
-        folders[key] = prepare_model(spec).path
+        spec = preset.target if key.role == "target" else preset.draft
+        if spec.weights.tag != key.weights:
+            spec = replace(spec, weights=formats[key.weights])
+        folders[key] = prepare_model(spec, workdir=workdir).path
     return folders
 
 
-def pruned_models(settings: SuiteSettings, target_int4: Path, progress: bool = True) -> dict[str, Path]:
+def pruned_models(settings: SuiteSettings, target_int4: Path, progress: bool = True) -> dict[ModelKey, Path]:
     """Run (or reuse) the pruning + healing pipeline of `settings.plan`; keys like "draft pruned6-healed int4"."""
     from .pruned_drafts import make_pruned_drafts
 
     if settings.plan is None:
         return {}
     formats = [suite_formats(settings.preset)[name] for name in ("int4", "int4-all")]
-    drafts = make_pruned_drafts(settings.preset, settings.plan, target_int4, formats, progress=progress)
-    return {f"draft {key}": path for draft in drafts for key, path in draft.openvino.items()}
+    drafts = make_pruned_drafts(settings.preset, settings.plan, target_int4, formats, progress=progress,
+                                workdir=settings.workdir)
+    return {key: path for draft in drafts for key, path in draft.openvino.items()}
 
 
-def models_needed(steps: list[SuiteStep]) -> set[str]:
-    needed = {"target int4"}
+def models_needed(steps: list[SuiteStep]) -> set[ModelKey]:
+    needed = {REFERENCE_MODEL}
     for step in steps:
         for run in step.runs:
-            needed.add(f"target {run.target}")
-            if run.mode == "draft":
-                needed.add(f"draft {run.draft}")
+            needed.add(run.target_key)
+            if run.mode == "draft" and run.draft is not None:
+                needed.add(run.draft)
     return needed
 
 
-def step_candidates(step: SuiteStep, settings: SuiteSettings, models: dict[str, Path]) -> list[Candidate]:
+def step_candidates(step: SuiteStep, settings: SuiteSettings, models: dict[ModelKey, Path]) -> list[Candidate]:
     """The reference first, then the step's runs; runs that differ only in k or threshold share one pipeline.
 
     Sharing is safe because assisted pipelines keep no prefix cache between requests (`generation.load_pipeline`):
@@ -252,28 +258,28 @@ def step_candidates(step: SuiteStep, settings: SuiteSettings, models: dict[str, 
     """
     from .generation import generation_config, load_pipeline
 
-    pipelines: dict[tuple[str, str, str | None], Any] = {}
+    pipelines: dict[tuple[ModelKey, str, ModelKey | None], Any] = {}
 
-    def pipeline(target: str, mode: str, draft: str | None = None) -> Any:
+    def pipeline(target: ModelKey, mode: str, draft: ModelKey | None = None) -> Any:
         if (target, mode, draft) not in pipelines:
             pipelines[(target, mode, draft)] = load_pipeline(
-                models[f"target {target}"], settings.device, draft_dir=models[f"draft {draft}"] if mode == "draft" else None,
+                models[target], settings.device, draft_dir=models[draft] if mode == "draft" and draft else None,
                 prompt_lookup=mode == "lookup", **settings.properties,
             )
         return pipelines[(target, mode, draft)]
 
-    candidates = [Candidate(REFERENCE, pipeline("int4", "alone"), generation_config(settings.max_new_tokens))]
+    candidates = [Candidate(REFERENCE, pipeline(REFERENCE_MODEL, "alone"), generation_config(settings.max_new_tokens))]
     for run in step.runs:
         config = generation_config(
             settings.max_new_tokens, num_assistant_tokens=run.k if run.mode != "alone" else None,
             assistant_confidence_threshold=run.threshold,
             max_ngram_size=settings.max_ngram_size if run.mode == "lookup" else None,
         )
-        candidates.append(Candidate(run.label, pipeline(run.target, run.mode, run.draft), config))
+        candidates.append(Candidate(run.label, pipeline(run.target_key, run.mode, run.draft), config))
     return candidates
 
 
-def run_step(step: SuiteStep, settings: SuiteSettings, models: dict[str, Path], command: str) -> BenchmarkResult:
+def run_step(step: SuiteStep, settings: SuiteSettings, models: dict[ModelKey, Path], command: str) -> BenchmarkResult:
     """Measure one step and write its JSON (atomically: an interrupted step leaves no result)."""
     from .benchmark import run_interleaved
 
@@ -286,10 +292,10 @@ def run_step(step: SuiteStep, settings: SuiteSettings, models: dict[str, Path], 
     return result
 
 
-def suite_record(step: SuiteStep, settings: SuiteSettings, models: dict[str, Path], command: str) -> dict[str, Any]:
-    used = {"target int4", *(f"target {r.target}" for r in step.runs), *(f"draft {r.draft}" for r in step.runs if r.draft)}
+def suite_record(step: SuiteStep, settings: SuiteSettings, models: dict[ModelKey, Path], command: str) -> dict[str, Any]:
+    used = {REFERENCE_MODEL, *(r.target_key for r in step.runs), *(r.draft for r in step.runs if r.draft)}
     return {"signature": step_signature(step, settings), "purpose": step.purpose, "command": command,
-            "models": {name: str(path) for name, path in models.items() if name in used}}
+            "models": {str(key): str(path) for key, path in models.items() if key in used}}
 
 
 def agent_task(settings: SuiteSettings) -> str:
@@ -298,16 +304,19 @@ def agent_task(settings: SuiteSettings) -> str:
     return settings.agent_task or GROUNDED_TASK
 
 
-def run_agent_step(step: SuiteStep, settings: SuiteSettings, models: dict[str, Path], command: str) -> BenchmarkResult:
+def run_agent_step(step: SuiteStep, settings: SuiteSettings, models: dict[ModelKey, Path], command: str
+                   ) -> BenchmarkResult:
     """The slide-deck agent with the int4 target alone and with each draft, interleaved; decks go next to the JSON."""
-    from .agent import OpenVINOGenAIModel, choose_search_tool, compare_agents, default_tools
+    from .agent import compare_agents
+    from .agent_model import OpenVINOGenAIModel
+    from .agent_tools import choose_search_tool, default_tools
 
     search = choose_search_tool(settings.agent_search)
     decks = settings.folder / "agent-decks"
-    agents = [OpenVINOGenAIModel.from_folders(models["target int4"], settings.device, label=REFERENCE,
+    agents = [OpenVINOGenAIModel.from_folders(models[REFERENCE_MODEL], settings.device, label=REFERENCE,
                                               max_new_tokens=settings.agent_max_new_tokens, properties=settings.properties)]
-    agents += [OpenVINOGenAIModel.from_folders(models[f"target {run.target}"], settings.device,
-                                               draft_dir=models[f"draft {run.draft}"], label=run.label,
+    agents += [OpenVINOGenAIModel.from_folders(models[run.target_key], settings.device,
+                                               draft_dir=models[run.draft], label=run.label,
                                                num_assistant_tokens=run.k, max_new_tokens=settings.agent_max_new_tokens,
                                                properties=settings.properties) for run in step.runs]
     comparison = compare_agents(agents, agent_task(settings), lambda: default_tools(decks, search),
@@ -402,13 +411,13 @@ def agent_section(rows: list[dict[str, Any]]) -> str:
                                      "ttft_ms", "acceptance_rate", "speedup", "e2e_speedup", "decks_written"]))
 
 
-def prepare_models(settings: SuiteSettings, steps: list[SuiteStep], progress: bool = True) -> dict[str, Path]:
+def prepare_models(settings: SuiteSettings, steps: list[SuiteStep], progress: bool = True) -> dict[ModelKey, Path]:
     """Every model the `steps` need: converted, and pruned + healed where a step uses pruned drafts."""
     if not steps:
         return {}
-    models = suite_models(settings.preset, models_needed(steps))
+    models = suite_models(settings.preset, models_needed(steps), settings.workdir)
     if any(s.uses_pruned for s in steps):
-        models.update(pruned_models(settings, models["target int4"], progress))
+        models.update(pruned_models(settings, models[REFERENCE_MODEL], progress))
     return models
 
 
@@ -426,99 +435,3 @@ def run_suite(settings: SuiteSettings, command: str = "", progress: bool = True)
     write_summary(settings, command)
     return [{"step": s.name, "action": "skipped (done)" if status[s.name] == "done" else "measured",
              "result": str(result_path(s, settings)), "purpose": s.purpose} for s in steps]
-
-
-def invocation() -> str:
-    """The command line that is running, as something one can paste again."""
-    argv = list(sys.argv)
-    as_module = bool(argv) and argv[0].endswith(os.path.join("helpers", "__main__.py"))
-    head = ["python", "-m", "helpers"] if as_module else ["python", argv[0]]
-    env = " ".join(f"{name}={shlex.quote(os.environ[name])}" for name in ("TUTORIAL_WORKDIR", "TUTORIAL_DOWNLOADS")
-                   if os.environ.get(name))
-    return (env + " " if env else "") + shlex.join(head + argv[1:])
-
-
-def healing_plan(args: Any) -> HealingPlan | None:
-    """The pruning + healing settings from the command line (None without --prune-depths)."""
-    from .distill import HealConfig
-
-    if not args.prune_depths:
-        return None
-    heal = HealConfig(steps=args.heal_steps, learning_rate=args.heal_lr, batch_size=args.heal_batch_size,
-                      max_length=args.heal_max_length, warmup_steps=min(10, max(1, args.heal_steps // 10)),
-                      save_steps=max(1, args.heal_steps // 3), bf16=args.heal_bf16)
-    return HealingPlan(depths=tuple(args.prune_depths), prompts=args.distill_prompts,
-                       max_new_tokens=args.distill_max_new_tokens, heal=heal)
-
-
-def _cmd_suite(args: Any) -> int:
-    from .benchmark import builtin_prompts, load_prompts
-    from .presets import get_preset, preset_from_env
-    from .speculative import EXACT_PROPERTIES
-    from .tables import markdown_table
-
-    settings = SuiteSettings(
-        preset=get_preset(args.preset) if args.preset else preset_from_env(),
-        prompts=load_prompts(args.prompts) if args.prompts else builtin_prompts(),
-        ks=tuple(args.num_assistant_tokens), lookup_ks=tuple(args.lookup_k), draft_formats=tuple(args.draft_formats),
-        max_new_tokens=args.max_new_tokens,
-        repeats=args.repeats, warmup=args.warmup, device=args.device, properties=dict(EXACT_PROPERTIES) if args.exact else {},
-        results_dir=Path(args.results_dir) if args.results_dir else None, steps=tuple(args.steps or ()),
-        plan=healing_plan(args), pruned_k=args.pruned_k, agent=not args.no_agent, agent_repeats=args.agent_repeats,
-        agent_max_steps=args.agent_max_steps, agent_max_new_tokens=args.agent_max_new_tokens, agent_search=args.search,
-        agent_task=args.agent_task,
-    )
-    if args.list:
-        print(markdown_table([{"step": s.name, "status": step_status(s, settings), "configurations": len(s.runs) + 1,
-                               "purpose": s.purpose} for s in selected_steps(settings)]))
-        return 0
-    if args.prepare_only:
-        models = prepare_models(settings, [s for s in selected_steps(settings) if step_status(s, settings) == "todo"])
-        print(markdown_table([{"model": key, "folder": str(path)} for key, path in sorted(models.items())]))
-        return 0
-    print(markdown_table(run_suite(settings, invocation())))
-    print(f"\nsummary: {settings.folder / 'summary.md'}")
-    return 0
-
-
-def register_cli(sub: Any) -> None:
-    """``python -m helpers suite``: the resumable benchmark suite of a preset."""
-    p = sub.add_parser("suite", help="resumable benchmark suite: target int4/int8 alone, int4/int8 drafts (k sweep), "
-                                     "prompt lookup, pruned + healed drafts, the agent task")
-    p.add_argument("--preset", help="preset name (default: $TUTORIAL_PRESET or tiny)")
-    p.add_argument("--num-assistant-tokens", "-k", type=int, nargs="+", default=[2, 3, 4, 5, 8], metavar="K")
-    p.add_argument("--lookup-k", type=int, nargs="+", default=[3, 5], metavar="K", help="k values for prompt lookup")
-    p.add_argument("--draft-formats", nargs="+", choices=["int8", "int4"], default=["int8", "int4"],
-                   help="draft precisions to pair with each target precision")
-    p.add_argument("--prompts", help="JSONL file of prompts; default: the built-in set")
-    p.add_argument("--max-new-tokens", type=int, default=128)
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--warmup", type=int, default=1)
-    p.add_argument("--device", default="CPU")
-    p.add_argument("--exact", action="store_true", help="f32 inference and KV cache, no dynamic quantization")
-    p.add_argument("--results-dir", help="default: benchmarks/results/<preset>")
-    p.add_argument("--steps", nargs="+", metavar="STEP", help="run only these steps (see --list)")
-    p.add_argument("--list", action="store_true", help="show the steps and which are done, then exit")
-    p.add_argument("--prepare-only", action="store_true",
-                   help="convert, prune and heal every model the steps to do need, then exit (measure later, on a quiet "
-                        "machine)")
-    g = p.add_argument_group("pruned + healed drafts (steps pruned-drafts and lm-head-int4; off without --prune-depths)")
-    g.add_argument("--prune-depths", type=int, nargs="+", metavar="N", help="layers to remove, one draft per value")
-    g.add_argument("--pruned-k", type=int, default=3, help="num_assistant_tokens for the pruned-draft and agent steps")
-    g.add_argument("--distill-prompts", type=int, default=HealingPlan.prompts,
-                   help="target answers to heal on: the 120 built-in prompts, then standard-library coding tasks")
-    g.add_argument("--distill-max-new-tokens", type=int, default=HealingPlan.max_new_tokens)
-    g.add_argument("--heal-steps", type=int, default=36)
-    g.add_argument("--heal-lr", type=float, default=2e-4)
-    g.add_argument("--heal-batch-size", type=int, default=8)
-    g.add_argument("--heal-max-length", type=int, default=384)
-    g.add_argument("--heal-bf16", action="store_true", help="bfloat16 autocast for healing (CPUs with AVX512-BF16/AMX)")
-    a = p.add_argument_group("agent step")
-    a.add_argument("--no-agent", action="store_true", help="skip the slide-deck agent step")
-    a.add_argument("--agent-repeats", type=int, default=2)
-    a.add_argument("--agent-max-steps", type=int, default=4)
-    a.add_argument("--agent-max-new-tokens", type=int, default=1024)
-    a.add_argument("--agent-task", default="", help="default: the blog's task, with the search step spelled out")
-    a.add_argument("--search", choices=["auto", "online", "offline"], default="auto",
-                   help="the agent's search: web, offline notes, or auto (probe the network first)")
-    p.set_defaults(handler=_cmd_suite)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from tqdm.auto import tqdm
 
 from .fsutil import atomic_directory
-from .paths import workdir
+from .paths import PathLike, resolve_workdir
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase, Qwen3ForCausalLM
@@ -195,8 +195,9 @@ def _train(models: dict[str, Qwen3ForCausalLM], token_ids: list[int], recipe: Tr
     return losses
 
 
-def build_tiny_pair(root: Path | None = None, recipe: TrainingRecipe | None = None, force: bool = False) -> TinyPair:
-    """Build (or reuse) the tiny tokenizer, target and draft as Hugging Face folders below `root`.
+def build_tiny_pair(workdir: PathLike | None = None, recipe: TrainingRecipe | None = None, force: bool = False
+                    ) -> TinyPair:
+    """Build (or reuse) the tiny tokenizer, target and draft as Hugging Face folders in ``<workdir>/tiny-hf``.
 
     The folder is written atomically and stamped with a key of the recipe: a finished build with the same key is
     reused, a different or interrupted one is rebuilt.
@@ -204,7 +205,7 @@ def build_tiny_pair(root: Path | None = None, recipe: TrainingRecipe | None = No
     import torch
 
     recipe = recipe or TrainingRecipe()
-    root = Path(root) if root is not None else workdir() / "tiny-hf"
+    root = resolve_workdir(workdir) / "tiny-hf"
     key = _recipe_key(recipe)
     manifest = root / "tiny_pair.json"
     pair = TinyPair(root=root, target=root / "target", draft=root / "draft")

@@ -9,8 +9,8 @@ from smolagents.memory import ActionStep
 from smolagents.models import ChatMessage, MessageRole, Model
 from smolagents.monitoring import TokenUsage
 
-from helpers import agent, slides
-from helpers.cli import main
+from helpers import agent, agent_model, agent_tools, slides
+from helpers.commands import main
 from helpers.errors import ConfigError, ToolInputError
 
 CODE_STOPS = ["Observation:", "Calling tools:", "</code>"]
@@ -30,7 +30,7 @@ def _user(text: str) -> list[ChatMessage]:
     ("reasoning here</think>answer", True, "reasoning here", "answer"),
 ])
 def test_split_thinking(text, opens, thinking, answer):
-    assert agent.split_thinking(text, opens) == (thinking, answer)
+    assert agent_model.split_thinking(text, opens) == (thinking, answer)
 
 
 TEXT = ("<think>\nCall the search. Observation: inside thinking is fine\n</think>\n\n"
@@ -39,7 +39,7 @@ TEXT = ("<think>\nCall the search. Observation: inside thinking is fine\n</think
 
 @pytest.mark.parametrize("chunk_size", [1, 2, 5, 1000])
 def test_answer_stream_is_chunking_independent(chunk_size):
-    stream = agent.AnswerStream(CODE_STOPS)
+    stream = agent_model.AnswerStream(CODE_STOPS)
     thinking, answer = "", ""
     for i in range(0, len(TEXT), chunk_size):
         t, a = stream.feed(TEXT[i:i + chunk_size])
@@ -51,7 +51,7 @@ def test_answer_stream_is_chunking_independent(chunk_size):
 
 
 def test_answer_stream_releases_held_text_at_the_end():
-    stream = agent.AnswerStream(["Observation:"])
+    stream = agent_model.AnswerStream(["Observation:"])
     assert stream.feed("value: Obs") == ("", "value: ")  # 'Obs' might start a stop sequence
     assert stream.finish() == ("", "Obs")
     assert stream.stop_hit is None
@@ -62,10 +62,10 @@ def test_extract_tool_calls_skips_malformed_blocks():
             '<tool_call>{"name": broken json</tool_call>'
             '<tool_call>{"arguments": {}}</tool_call>'
             '<tool_call>{"name": "final_answer", "arguments": "{\\"answer\\": \\"done\\"}"}')
-    calls = agent.extract_tool_calls(text)
+    calls = agent_model.extract_tool_calls(text)
     assert [c.function.name for c in calls] == ["web_search", "final_answer"]
     assert calls[0].function.arguments == {"query": "Qwen3"} and calls[1].function.arguments == {"answer": "done"}
-    assert agent.extract_tool_calls("no calls at all") == []
+    assert agent_model.extract_tool_calls("no calls at all") == []
 
 
 # --- the model against a stand-in pipeline (deterministic text, so thinking and stops can be checked exactly) --------
@@ -107,7 +107,7 @@ class FakePipe:
 def test_thinking_stays_out_of_the_answer_and_stops_trim_it(enable_thinking):
     pipe = FakePipe(TEXT)
     seen = []
-    model = agent.OpenVINOGenAIModel(pipe, max_new_tokens=64, enable_thinking=enable_thinking, on_thinking=seen.append)
+    model = agent_model.OpenVINOGenAIModel(pipe, max_new_tokens=64, enable_thinking=enable_thinking, on_thinking=seen.append)
     message = model.generate(_user("make slides"), stop_sequences=[*CODE_STOPS, ""])
     assert message.content == "Thought: go\n<code>x = 1"
     assert "".join(seen) == message.raw["thinking"] == "Call the search. Observation: inside thinking is fine"
@@ -118,7 +118,7 @@ def test_thinking_stays_out_of_the_answer_and_stops_trim_it(enable_thinking):
 
 
 def test_stream_yields_the_same_answer_and_usage_last():
-    model = agent.OpenVINOGenAIModel(FakePipe(TEXT, chunk=3), max_new_tokens=64)
+    model = agent_model.OpenVINOGenAIModel(FakePipe(TEXT, chunk=3), max_new_tokens=64)
     deltas = list(model.generate_stream(_user("go"), stop_sequences=CODE_STOPS))
     assert "".join(d.content or "" for d in deltas) == "Thought: go\n<code>x = 1"
     assert all(d.token_usage is None for d in deltas[:-1]) and deltas[-1].token_usage.input_tokens == 321
@@ -127,7 +127,7 @@ def test_stream_yields_the_same_answer_and_usage_last():
 
 def test_closing_the_stream_early_stops_generation():
     pipe = FakePipe("word " * 200, chunk=5, pause_s=0.02)  # 4 s if it ran to the end
-    model = agent.OpenVINOGenAIModel(pipe, max_new_tokens=64)
+    model = agent_model.OpenVINOGenAIModel(pipe, max_new_tokens=64)
     stream = model.generate_stream(_user("go"))
     assert next(stream).content
     stream.close()
@@ -136,27 +136,27 @@ def test_closing_the_stream_early_stops_generation():
 
 def test_tool_calls_are_parsed_and_tools_reach_the_template():
     pipe = FakePipe('<tool_call>{"name": "web_search", "arguments": {"query": "Qwen3"}}</tool_call>')
-    model = agent.OpenVINOGenAIModel(pipe)
-    tool = agent.OfflineSearchTool()
+    model = agent_model.OpenVINOGenAIModel(pipe)
+    tool = agent_tools.OfflineSearchTool()
     message = model.generate(_user("search"), tools_to_call_from=[tool])
     assert message.tool_calls[0].function.name == "web_search"
     assert pipe.templates[0]["tools"][0]["function"]["name"] == "web_search"
 
 
 def test_context_overflow_and_bad_settings_are_clear():
-    model = agent.OpenVINOGenAIModel(FakePipe("x", prompt_tokens=5000), context_length=4096)
+    model = agent_model.OpenVINOGenAIModel(FakePipe("x", prompt_tokens=5000), context_length=4096)
     with pytest.raises(ConfigError, match="context"):
         model.generate(_user("hi"))
     with pytest.raises(ConfigError, match="need a draft"):
-        agent.OpenVINOGenAIModel(FakePipe("x"), num_assistant_tokens=3)
+        agent_model.OpenVINOGenAIModel(FakePipe("x"), num_assistant_tokens=3)
     with pytest.raises(ConfigError, match="num_assistant_tokens"):
-        agent.OpenVINOGenAIModel(FakePipe("x"), speculative=True, num_assistant_tokens=99)
+        agent_model.OpenVINOGenAIModel(FakePipe("x"), speculative=True, num_assistant_tokens=99)
 
 
 # --- search tools ------------------------------------------------------------------------------------------------------
 
 def test_offline_search_finds_the_right_section():
-    search = agent.OfflineSearchTool()
+    search = agent_tools.OfflineSearchTool()
     assert "mixture-of-experts" in search("MoE experts active parameters").split("\n\n")[1]
     assert "License" in search("Which license allows commercial use?").split("\n\n")[1]
     assert search("Qwen3").startswith("## Search Results (offline notes")  # broad query: overview sections
@@ -165,21 +165,21 @@ def test_offline_search_finds_the_right_section():
 
 
 def test_search_choice_without_network_is_offline_and_says_so():
-    assert agent.internet_reachable("https://name.invalid", timeout_s=2)[0] is False  # .invalid never resolves
+    assert agent_tools.internet_reachable("https://name.invalid", timeout_s=2)[0] is False  # .invalid never resolves
 
 
 def test_the_network_probe_gives_up_on_time(monkeypatch):
-    monkeypatch.setattr(agent.urllib.request, "urlopen", lambda *args, **kwargs: time.sleep(30))
-    assert agent.internet_reachable(timeout_s=0.2) == (False, "no answer within 0.2 s")
-    choice = agent.choose_search_tool("auto", timeout_s=0.2)
+    monkeypatch.setattr(agent_tools.urllib.request, "urlopen", lambda *args, **kwargs: time.sleep(30))
+    assert agent_tools.internet_reachable(timeout_s=0.2) == (False, "no answer within 0.2 s")
+    choice = agent_tools.choose_search_tool("auto", timeout_s=0.2)
     assert not choice.online and "no internet" in choice.message and "offline notes" in choice.message
 
 
 def test_search_choice_can_be_forced_offline():
-    choice = agent.choose_search_tool("offline")
-    assert not choice.online and isinstance(choice.tool, agent.OfflineSearchTool) and "offline" in choice.message
+    choice = agent_tools.choose_search_tool("offline")
+    assert not choice.online and isinstance(choice.tool, agent_tools.OfflineSearchTool) and "offline" in choice.message
     with pytest.raises(ConfigError):
-        agent.choose_search_tool("sometimes")
+        agent_tools.choose_search_tool("sometimes")
 
 
 def test_web_search_falls_back_to_the_notes_when_a_search_fails():
@@ -187,7 +187,7 @@ def test_web_search_falls_back_to_the_notes_when_a_search_fails():
         def forward(self, query):
             raise ConnectionError("rate limited")
 
-    tool = agent.WebSearchWithFallback(Failing(), agent.OfflineSearchTool())
+    tool = agent_tools.WebSearchWithFallback(Failing(), agent_tools.OfflineSearchTool())
     answer = tool("Qwen3 languages")
     assert answer.startswith("(web search failed: ConnectionError: rate limited") and "119 languages" in answer
 
@@ -218,7 +218,7 @@ def test_scripted_agent_builds_a_deck_through_the_real_tools(tmp_path):
         f"Thought: write it.\n<code>path = make_slide_deck(title={spec['title']!r}, slides={spec['slides']!r}, "
         f"filename='qwen3.pptx', subtitle={spec['subtitle']!r})\nfinal_answer(path)</code>",
     ]
-    tools = agent.default_tools(tmp_path, agent.choose_search_tool("offline"))
+    tools = agent_tools.default_tools(tmp_path, agent_tools.choose_search_tool("offline"))
     run = agent.run_agent(agent.build_agent(ScriptedModel(replies), tools, max_steps=10, verbosity=0), agent.BLOG_TASK)
     deck = tmp_path.resolve() / "qwen3.pptx"
     assert run.final_answer == str(deck) and run.decks == [deck]
@@ -235,12 +235,12 @@ def test_scripted_agent_builds_a_deck_through_the_real_tools(tmp_path):
 
 @pytest.fixture(scope="module")
 def sd_model(tiny_models):
-    return agent.OpenVINOGenAIModel.from_folders(tiny_models.target, "CPU", draft_dir=tiny_models.draft, max_new_tokens=24)
+    return agent_model.OpenVINOGenAIModel.from_folders(tiny_models.target, "CPU", draft_dir=tiny_models.draft, max_new_tokens=24)
 
 
 def test_tiny_code_agent_runs_to_max_steps_without_crashing(sd_model, tmp_path):
     sd_model.reset_calls()
-    tools = agent.default_tools(tmp_path, agent.choose_search_tool("offline"))
+    tools = agent_tools.default_tools(tmp_path, agent_tools.choose_search_tool("offline"))
     run = agent.run_agent(agent.build_agent(sd_model, tools, max_steps=2, stream=True, verbosity=0), agent.BLOG_TASK)
     assert [s["kind"] for s in run.steps] == ["action", "action", "final answer"]
     assert "AgentMaxStepsError" in run.steps[-1]["error"]
@@ -276,7 +276,7 @@ def test_tiny_native_stop_strings_cut_the_answer(sd_model):
 
 
 def test_tiny_confidence_threshold_and_thinking_mode(tiny_models):
-    model = agent.OpenVINOGenAIModel.from_folders(tiny_models.target, "CPU", draft_dir=tiny_models.draft, max_new_tokens=16,
+    model = agent_model.OpenVINOGenAIModel.from_folders(tiny_models.target, "CPU", draft_dir=tiny_models.draft, max_new_tokens=16,
                                                   assistant_confidence_threshold=0.3, enable_thinking=True)
     message = model.generate(_user("def add(a, b):"), stop_sequences=["Observation:"])
     assert model.label == "draft threshold=0.3" and model.num_assistant_tokens is None
@@ -285,7 +285,7 @@ def test_tiny_confidence_threshold_and_thinking_mode(tiny_models):
 
 
 def test_tiny_tool_calling_agent_survives_unparsable_output(sd_model, tmp_path):
-    tools = agent.default_tools(tmp_path, agent.choose_search_tool("offline"))
+    tools = agent_tools.default_tools(tmp_path, agent_tools.choose_search_tool("offline"))
     tool_agent = ToolCallingAgent(tools=tools, model=sd_model, max_steps=1, verbosity_level=0)
     answer = tool_agent.run("Make slides about Qwen3")
     errors = [type(s.error).__name__ for s in tool_agent.memory.steps if isinstance(s, ActionStep)]
@@ -295,10 +295,10 @@ def test_tiny_tool_calling_agent_survives_unparsable_output(sd_model, tmp_path):
 
 
 def test_compare_with_and_without_draft_is_interleaved(sd_model, tiny_models, tmp_path):
-    base = agent.OpenVINOGenAIModel.from_folders(tiny_models.target, "CPU", max_new_tokens=16)
+    base = agent_model.OpenVINOGenAIModel.from_folders(tiny_models.target, "CPU", max_new_tokens=16)
     sd_model.max_new_tokens = 16
-    comparison = agent.compare_agents([base, sd_model], agent.BLOG_TASK, lambda: agent.default_tools(
-        tmp_path, agent.choose_search_tool("offline")), repeats=2, max_steps=1, progress=False)
+    comparison = agent.compare_agents([base, sd_model], agent.BLOG_TASK, lambda: agent_tools.default_tools(
+        tmp_path, agent_tools.choose_search_tool("offline")), repeats=2, max_steps=1, progress=False)
     assert [r.label for r in comparison.runs] == ["target alone", "draft k=3", "draft k=3", "target alone"]
     rows = {r["label"]: r for r in comparison.summary()}
     assert rows["target alone"]["acceptance_rate"] is None and 0 <= rows["draft k=3"]["acceptance_rate"] <= 1

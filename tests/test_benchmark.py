@@ -2,17 +2,10 @@ import json
 
 import pytest
 
-from helpers.benchmark import (
-    BenchmarkResult,
-    Candidate,
-    builtin_prompts,
-    harness_overhead,
-    load_prompts,
-    measure,
-    run_interleaved,
-)
+from helpers.benchmark import BenchmarkResult, Candidate, harness_overhead, measure, run_interleaved
 from helpers.errors import PromptFileError
 from helpers.generation import chat_prompt, generation_config, load_pipeline
+from helpers.prompts import builtin_prompts, load_prompts
 
 
 @pytest.fixture(scope="module")

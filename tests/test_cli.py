@@ -1,4 +1,4 @@
-from helpers.cli import main
+from helpers.commands import main
 
 
 def test_presets_and_devices(capsys):

@@ -86,7 +86,7 @@ def test_hub_id_offline_says_hub_unreachable(tmp_path):
 
 def test_download_offline_says_hub_unreachable(tmp_path):
     with pytest.raises(HubUnreachableError):
-        prepare_model(get_preset("qwen3-8b").draft, method="download", root=tmp_path)
+        prepare_model(get_preset("qwen3-8b").draft, method="download", workdir=tmp_path)
 
 
 def test_bad_source_is_named(tmp_path):
@@ -103,12 +103,11 @@ def test_cli_command_matches_weight_format():
 def test_a_copied_work_folder_stays_valid(tmp_path, monkeypatch, tiny_models):
     from helpers import paths
 
-    original = paths.workdir()
+    original = paths.resolve_workdir()
     moved = tmp_path / "moved"
     moved.mkdir()
     for name in ("tiny-hf", "models"):
         shutil.copytree(original / name, moved / name)
-    monkeypatch.setenv("TUTORIAL_WORKDIR", str(moved))
-    models = conversion.prepare_preset(get_preset("tiny"))
+    models = conversion.prepare_preset(get_preset("tiny"), workdir=moved)
     assert [r.action for r in models.results] == ["reused", "reused"]
     assert models.target.is_relative_to(moved.resolve())

@@ -4,17 +4,15 @@ import sys
 import pytest
 
 from helpers import distill
-from helpers.benchmark import Prompt
-from helpers.cli import main
-from helpers.distill import HealConfig, generate_distillation_data, heal, load_prompt_source, read_distillation_data
+from helpers.commands import main
+from helpers.distill import HealConfig, generate_distillation_data, heal, read_distillation_data
 from helpers.errors import (
     ConfigError,
-    HubUnreachableError,
-    MissingPackageError,
     ModelFolderError,
     PromptFileError,
     TokenizerMismatchError,
 )
+from helpers.prompts import Prompt, load_prompt_source
 from helpers.tiny import build_tiny_pair
 
 QUICK = HealConfig(steps=8, learning_rate=2e-3, batch_size=4, max_length=128, warmup_steps=0, save_steps=4)
@@ -26,59 +24,6 @@ def data_file(tmp_path_factory, tiny_models):
     generate_distillation_data(tiny_models.target, load_prompt_source("builtin", limit=16), path, max_new_tokens=24,
                                batch_size=8, progress=False)
     return path
-
-
-def test_builtin_prompts_are_varied():
-    prompts = load_prompt_source("builtin")
-    assert len(prompts) >= 100 and len({p.id for p in prompts}) == len(prompts)
-    assert {"coding", "code-completion", "chat", "summarise", "reasoning"} <= {p.category for p in prompts}
-    assert len(load_prompt_source("builtin", limit=5)) == 5
-
-
-def test_prompt_sources_fail_clearly(tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "datasets", None)  # as if not installed, even where it is
-    with pytest.raises(MissingPackageError, match="pip install datasets"):
-        load_prompt_source("BAAI/Infinity-Instruct", limit=10)
-    with pytest.raises(PromptFileError, match="neither"):
-        load_prompt_source("no-such-thing")
-    with pytest.raises(PromptFileError, match="does not exist"):
-        load_prompt_source(str(tmp_path / "missing.jsonl"))
-    with pytest.raises(ConfigError):
-        load_prompt_source("builtin", limit=0)
-
-
-def test_dataset_prompts_are_streamed_and_extracted(monkeypatch):
-    """A stand-in for `datasets` (nothing leaves the machine): rows in the Infinity-Instruct layout."""
-    import types
-
-    calls = []
-
-    def load_dataset(path, **kwargs):
-        calls.append((path, kwargs))
-        rows = [{"id": i, "conversations": [{"from": "human", "value": f"question {i}"}, {"from": "gpt", "value": "a"}]}
-                for i in range(100)]
-        rows.insert(2, {"id": "empty", "conversations": []})
-        return iter(rows)
-
-    monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=load_dataset))
-    prompts = load_prompt_source("BAAI/Infinity-Instruct", limit=5, config_name="0625")
-    assert [p.text for p in prompts] == [f"question {i}" for i in range(5)]
-    assert prompts[0].id == "BAAI/Infinity-Instruct:0" and calls[0][1] == {"name": "0625", "split": "train", "streaming": True}
-
-    def offline(path, **kwargs):
-        raise ConnectionError("no route to host")
-
-    monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=offline))
-    with pytest.raises(HubUnreachableError, match="Cannot stream"):
-        load_prompt_source("BAAI/Infinity-Instruct", limit=5)
-
-
-def test_user_text_understands_common_layouts():
-    assert distill.user_text({"conversations": [{"from": "human", "value": "Hi?"}, {"from": "gpt", "value": "Hello"}]}) == "Hi?"
-    assert distill.user_text({"messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "Q"}]}) == "Q"
-    assert distill.user_text({"instruction": "Do it", "output": "done"}) == "Do it"
-    assert distill.user_text({"question": "", "weird": 3}) is None
-    assert distill.user_text({"body": "text"}, field="body") == "text"
 
 
 def test_generation_resumes_without_duplicates_or_torn_lines(tmp_path, tiny_models):
@@ -229,16 +174,6 @@ def test_cli_distill_data_and_heal(tmp_path, capsys, tiny_models, data_file, mon
     assert main(["distill-data", "--target", str(tiny_models.target), "--prompts", "BAAI/Infinity-Instruct"]) == 2
     err = capsys.readouterr().err
     assert "datasets" in err and "Traceback" not in err
-
-
-def test_stdlib_prompts_are_many_varied_and_stable():
-    prompts = distill.stdlib_prompts()
-    assert len(prompts) > 500 and len({p.id for p in prompts}) == len(prompts)
-    assert {p.category for p in prompts} == {f"stdlib-{task}" for task, _ in distill.STDLIB_TASKS}
-    assert [p.id for p in distill.stdlib_prompts(20)] == [p.id for p in prompts[:20]]  # same order every time
-    explain = next(p for p in prompts if p.category == "stdlib-explain")
-    assert "```python\ndef " in explain.text or "```python\n    def " in explain.text
-    assert [p.id for p in load_prompt_source("stdlib", limit=7)] == [p.id for p in prompts[:7]]
 
 
 def test_answer_logits_match_the_full_projection():

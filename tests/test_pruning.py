@@ -3,9 +3,10 @@ import json
 import pytest
 
 from helpers import pruning
-from helpers.benchmark import builtin_prompts
-from helpers.cli import main
+from helpers.commands import main
 from helpers.errors import ConfigError, ModelFolderError
+from helpers.hf import load_causal_lm
+from helpers.prompts import builtin_prompts
 from helpers.pruning import Block, angular_distances, check_block, deepest_block, prune_model
 from helpers.tiny import build_tiny_pair
 
@@ -66,7 +67,7 @@ def test_angular_distances_shape_range_and_choice(draft_dir):
 @pytest.mark.parametrize("mode", ["last", "all"])
 def test_padding_does_not_change_distances(draft_dir, mode):
     """Texts of different lengths padded into one batch give the same distances as one text per batch."""
-    model, tokenizer = pruning.load_causal_lm(draft_dir)
+    model, tokenizer = load_causal_lm(draft_dir)
     batched = angular_distances(model, TEXTS, token_mode=mode, batch_size=len(TEXTS), tokenizer=tokenizer, progress=False)
     single = angular_distances(model, TEXTS, token_mode=mode, batch_size=1, tokenizer=tokenizer, progress=False)
     assert batched.num_tokens == single.num_tokens
@@ -83,7 +84,7 @@ def test_hooks_see_the_raw_last_layer_output(draft_dir):
 
     import torch
 
-    model, tokenizer = pruning.load_causal_lm(draft_dir)
+    model, tokenizer = load_causal_lm(draft_dir)
     text = TEXTS[0]
     ours = angular_distances(model, [text], tokenizer=tokenizer, progress=False)
     with torch.no_grad():

@@ -2,10 +2,10 @@ import math
 
 import pytest
 
-from helpers.benchmark import builtin_prompts
-from helpers.cli import main
+from helpers.commands import main
 from helpers.errors import ConfigError, ModelFolderError, TokenizerMismatchError
 from helpers.generation import check_same_tokenizer, generation_config, load_pipeline
+from helpers.prompts import builtin_prompts
 from helpers.speculative import (
     SpeculativeSetup,
     best_k,

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from helpers import suite
-from helpers.benchmark import builtin_prompts
-from helpers.cli import main
+from helpers.commands import main
 from helpers.errors import ConfigError
 from helpers.presets import get_preset
+from helpers.prompts import builtin_prompts
 
 
 def tiny_settings(tmp_path, **changes) -> suite.SuiteSettings:

@@ -1,0 +1,61 @@
+"""``python -m helpers ...``: one sub-command per job, grouped by concern in this package.
+
+The domain modules (`helpers.benchmark`, `helpers.pruning`, ...) are library code only; every argparse line lives here.
+A command module imports the heavy libraries (torch, smolagents) inside its handler, so `--help` and light commands
+start fast. Our own errors and operating-system errors print as one line naming the fix, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import sys
+from collections.abc import Sequence
+
+from ..errors import TutorialError
+from . import agent, bench, draft, models, suite
+from .common import HelpFormatter
+
+COMMAND_GROUPS = (models, bench, draft, agent, suite)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m helpers", formatter_class=HelpFormatter,
+        description="The tutorial's jobs from the command line: the same functions the notebooks call.",
+        epilog="Run `python -m helpers COMMAND --help` for a command's options, defaults and examples.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for group in COMMAND_GROUPS:
+        group.register(sub)
+    return parser
+
+
+def os_error_hint(exc: OSError) -> str:
+    """What to do about an operating-system error, in one sentence."""
+    hints = {
+        errno.ENOSPC: "the disk is full: free some space or point --workdir ($TUTORIAL_WORKDIR) at a larger disk",
+        errno.EROFS: "the file system is read-only: point --workdir ($TUTORIAL_WORKDIR) at a writable folder",
+        errno.EACCES: "permission denied: choose a folder you can write to (--workdir, --output)",
+        errno.EPERM: "permission denied: choose a folder you can write to (--workdir, --output)",
+        errno.EISDIR: "a folder stands where a file was expected: pass a file path",
+        errno.ENOTDIR: "a file stands where a folder was expected: pass a folder path",
+        errno.ENAMETOOLONG: "a file name is too long: choose a shorter path",
+        errno.ENOENT: "a file or folder does not exist: check the path",
+    }
+    where = f" ({exc.filename})" if exc.filename else ""
+    return f"{hints.get(exc.errno or 0, exc.strerror or type(exc).__name__)}{where}."
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except TutorialError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"error: {os_error_hint(exc)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: finished work is kept; run the same command again to continue.", file=sys.stderr)
+        return 130

@@ -1,0 +1,74 @@
+"""`python -m helpers agent`: the smolagents slide-deck agent on a preset."""
+
+from __future__ import annotations
+
+import argparse
+import time
+import uuid
+from pathlib import Path
+
+from ..settings import AGENT, BLOG_TASK, TINY_PRESET
+from ..tables import markdown_table
+from .common import add_command, model_options, positive_int, resolve_device
+
+
+def cmd_agent(args: argparse.Namespace) -> int:
+    # smolagents takes seconds to import: only this command loads it
+    from ..agent import OUTPUT_NAME, build_agent, print_thinking, run_agent
+    from ..agent_model import OpenVINOGenAIModel
+    from ..agent_tools import choose_search_tool, default_tools
+    from ..conversion import prepare_preset
+    from ..paths import outputs_dir
+    from ..presets import get_preset
+
+    preset = get_preset(args.preset)
+    models = prepare_preset(preset, workdir=args.workdir)
+    device = resolve_device(args)
+    output_dir = Path(args.output_dir).expanduser() if args.output_dir else outputs_dir(args.workdir, OUTPUT_NAME)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    search = choose_search_tool(args.search)
+    print(search.message)
+    tiny = preset.name == TINY_PRESET
+    model = OpenVINOGenAIModel.from_folders(
+        models.target, device, draft_dir=None if args.no_draft else models.draft,
+        max_new_tokens=args.max_new_tokens or (AGENT.tiny_max_new_tokens if tiny else AGENT.max_new_tokens),
+        enable_thinking=args.thinking, num_assistant_tokens=None if args.no_draft else args.num_assistant_tokens,
+        on_thinking=print_thinking if args.thinking and not args.quiet else None,
+    )
+    if tiny:
+        print("Note: the tiny preset's model writes gibberish: expect nonsense steps and no deck (use a real preset).")
+    agent = build_agent(model, default_tools(output_dir, search), max_steps=args.max_steps, stream=not args.quiet,
+                        verbosity=0 if args.quiet else 1)
+    run = run_agent(agent, args.task)
+    run.settings.update({"preset": preset.name, "device": device, "search": search.message})
+    log = run.to_json(output_dir / f"run-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}.json")
+    print(markdown_table(run.steps, ["step", "kind", "seconds", "input_tokens", "output_tokens", "acceptance_rate",
+                                     "tokens_per_s", "error"]))
+    print(f"\nfinal answer: {run.final_answer[:300]}")
+    print("deck: " + (", ".join(str(p) for p in run.decks) if run.decks else "none written (the model never called "
+                                                                             "make_slide_deck successfully)"))
+    print(f"run log: {log}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = add_command(sub, "agent", "run the smolagents slide-deck agent on a preset; writes the deck and a JSON run log",
+                    "A smolagents CodeAgent on an in-process OpenVINO GenAI pipeline (with the preset's draft unless "
+                    "--no-draft): it searches (web, or offline notes when there is no internet), then writes a "
+                    "python-pptx deck through the validated slide tool. Prints per-step times and acceptance.",
+                    ["--preset qwen2.5-coder-1.5b-offline --search offline",
+                     "--preset tiny --max-steps 1 --quiet --no-draft"],
+                    parents=[model_options(target=False)])
+    p.add_argument("--task", default=BLOG_TASK, help="what to ask the agent (default: the blog's task)")
+    p.add_argument("--max-steps", type=positive_int, default=AGENT.max_steps, help="agent steps before it must answer")
+    p.add_argument("--max-new-tokens", type=positive_int, default=None,
+                   help=f"per model call (default: {AGENT.tiny_max_new_tokens} on tiny, else {AGENT.max_new_tokens})")
+    p.add_argument("--no-draft", action="store_true", help="target alone, no speculative decoding")
+    p.add_argument("--num-assistant-tokens", "-k", type=positive_int, default=AGENT.num_assistant_tokens,
+                   help="draft tokens per speculative step")
+    p.add_argument("--thinking", action="store_true", help="Qwen3 thinking on (better plans, many more tokens)")
+    p.add_argument("--search", choices=["auto", "online", "offline"], default=AGENT.search,
+                   help="web search, offline notes, or auto (probe the network for ~2.5 s)")
+    p.add_argument("--output-dir", help="where the deck and the run log go (default: <workdir>/outputs/agent)")
+    p.add_argument("--quiet", action="store_true", help="no live agent output")
+    p.set_defaults(handler=cmd_agent)

@@ -1,0 +1,128 @@
+"""Measuring commands: `bench` (target alone vs speculative decoding vs prompt lookup) and `dq` (dynamic
+quantization)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from ..settings import BENCH
+from ..tables import markdown_table
+from .common import add_command, invocation, model_options, non_negative_int, positive_int, resolve_device, resolve_models
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from ..prompts import builtin_prompts, load_prompts
+    from ..speculative import EXACT_PROPERTIES, SpeculativeSetup, run_speculative_benchmark, with_predictions
+
+    models = resolve_models(args)
+    setup = SpeculativeSetup(
+        target=models.target, draft=models.draft, device=resolve_device(args),
+        assistant_tokens=tuple(args.num_assistant_tokens), confidence_thresholds=tuple(args.confidence_threshold),
+        prompt_lookup=args.prompt_lookup, max_new_tokens=args.max_new_tokens,
+        properties=EXACT_PROPERTIES if args.exact else None,
+    )
+    prompts = load_prompts(args.prompts) if args.prompts else builtin_prompts()
+    result = run_speculative_benchmark(setup, prompts, repeats=args.repeats, warmup=args.warmup,
+                                       enable_thinking=args.thinking)
+    columns = ["label", "ttft_ms", "tpot_ms", "throughput_tps", "acceptance_rate", "cost_ratio", "tokens_per_step",
+               "speedup", "speedup_lo", "speedup_hi", "predicted_speedup", "identical_to_baseline"]
+    print(markdown_table(with_predictions(result.summary()), columns))
+    print(f"\nspeedup = median over (prompt, repeat) pairs of TPOT(target alone) / TPOT(config); lo/hi = quartiles. "
+          f"{len(prompts)} prompts x {args.repeats} repeats, interleaved; peak RSS {result.peak_rss_mb:.0f} MiB.")
+    if args.json:
+        result.settings["command"] = invocation()  # every result file names the command that made it
+        print(f"wrote {result.to_json(args.json)}")
+    return 0
+
+
+def cmd_dq(args: argparse.Namespace) -> int:
+    from ..dynamic_quant import (
+        compare_timing,
+        device_defaults,
+        fingerprint,
+        runtime_graph_check,
+        settings_for,
+        uncompressed_control,
+    )
+    from ..fsutil import write_json
+
+    device = resolve_device(args)
+    settings_for(args.group_sizes)  # refuse bad group sizes before any work
+    models = resolve_models(args, with_draft=not args.target)
+    model_dirs: dict[str, Path] = {"target": models.target}
+    if models.draft is not None:
+        model_dirs["draft"] = models.draft
+    if not args.no_control:
+        model_dirs["control (uncompressed)"] = uncompressed_control(workdir=args.workdir)
+    print("## Defaults per device\n")
+    print(markdown_table(device_defaults()))
+    if device.startswith("GPU"):
+        print("\n## dynamic_quantize nodes in the runtime graph\n")
+        print(markdown_table(runtime_graph_check(model_dirs, device, args.group_sizes)))
+    print(f"\n## Is DQ applied? ({device}: logits vs DQ off, same inputs; every setting compiled twice)\n")
+    results = fingerprint(model_dirs, device, args.group_sizes, args.lengths)
+    print(markdown_table([r.row() for r in results]))
+    output: dict[str, Any] = {"device": device, "fingerprint": [asdict(r) | {"verdict": r.verdict} for r in results]}
+    if args.timing:
+        timing = compare_timing(model_dirs["target"], device, args.timing_lengths, args.group_size_on,
+                                args.max_new_tokens, args.repeats)
+        print(f"\n## Speed: {timing.on_label} against {timing.off_label} (speedup = off / on, median of pairs)\n")
+        print(markdown_table(timing.rows, ["prompt tokens", "TTFT off (ms)", "TTFT on (ms)", "TTFT speedup",
+                                           "TPOT off (ms)", "TPOT on (ms)", "TPOT speedup", "pairs"]))
+        output["timing"] = timing.to_dict()
+    if args.json:
+        write_json(Path(args.json), json.loads(json.dumps(output, default=str)))
+        print(f"\nwrote {args.json}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from ..dynamic_quant import DEFAULT_GROUP_SIZES
+
+    p = add_command(sub, "bench", "benchmark the target alone against speculative decoding and prompt lookup",
+                    "Interleaved benchmark with OpenVINO GenAI's own metrics: the target alone, then the draft at each "
+                    "k (and confidence threshold), then prompt lookup. Prints TTFT, TPOT, acceptance, the draft/target "
+                    "cost ratio c, the speedup over the target alone (median of per-pair ratios, with quartiles) and "
+                    "the formula's prediction.",
+                    ["--preset qwen3-8b --device GPU -k 1 2 3 4 5 --prompt-lookup --repeats 3 --json bench.json",
+                     "--target DIR --draft DIR --prompts my_prompts.jsonl --exact"],
+                    parents=[model_options()])
+    p.add_argument("--draft", type=Path, help="OpenVINO draft folder (default: the preset's draft; none with --target)")
+    p.add_argument("--no-draft", action="store_true", help="benchmark without a draft model")
+    p.add_argument("--num-assistant-tokens", "-k", type=positive_int, nargs="+", default=list(BENCH.assistant_tokens),
+                   metavar="K", help="draft tokens per step to try")
+    p.add_argument("--confidence-threshold", type=float, nargs="*", default=[], metavar="T",
+                   help="also try dynamic speculation: the draft stops when its top probability falls below T")
+    p.add_argument("--prompt-lookup", action="store_true", help="also run prompt-lookup decoding")
+    p.add_argument("--prompts", help="JSONL file of prompts ({\"id\", \"text\"} per line); default: the built-in set")
+    p.add_argument("--max-new-tokens", type=positive_int, default=BENCH.max_new_tokens, help="tokens per answer")
+    p.add_argument("--repeats", type=positive_int, default=BENCH.repeats, help="timed runs per prompt and configuration")
+    p.add_argument("--warmup", type=non_negative_int, default=BENCH.warmup, help="untimed runs per configuration")
+    p.add_argument("--thinking", action="store_true", help="Qwen3 thinking on (longer answers)")
+    p.add_argument("--exact", action="store_true", help="f32 inference and KV cache, no dynamic quantization")
+    p.add_argument("--json", help="write runs and summary to this JSON file")
+    p.set_defaults(handler=cmd_bench)
+
+    p = add_command(sub, "dq", "dynamic quantization: defaults, is it applied, and (--timing) its speed effect",
+                    "Dynamic quantization of activations: each device's default group size, whether it is applied to "
+                    "each model (a numeric fingerprint against DQ off, with an uncompressed control), and with --timing "
+                    "its effect on TTFT and TPOT for short and long prompts.",
+                    ["--preset tiny", "--target DIR --group-sizes 0 32 128 --timing"],
+                    parents=[model_options()])
+    p.add_argument("--group-sizes", type=int, nargs="+", default=list(DEFAULT_GROUP_SIZES), metavar="G",
+                   help="settings to compare with DQ off (the device default is always included)")
+    p.add_argument("--lengths", type=positive_int, nargs="+", default=[16, 128], metavar="N",
+                   help="fingerprint prompt lengths (keep one <= 64 and one > 64 for GPUs)")
+    p.add_argument("--no-control", action="store_true", help="skip the uncompressed tiny control model")
+    p.add_argument("--timing", action="store_true", help="also time DQ off vs on for short and long prompts")
+    p.add_argument("--timing-lengths", type=positive_int, nargs="+", default=[32, 512, 2048, 4096], metavar="N",
+                   help="prompt lengths in tokens for --timing")
+    p.add_argument("--group-size-on", type=int, default=None, help="DQ group for the 'on' pipeline (default: device's)")
+    p.add_argument("--max-new-tokens", type=positive_int, default=32, help="tokens per --timing run")
+    p.add_argument("--repeats", type=positive_int, default=3, help="pairs per --timing length")
+    p.add_argument("--json", help="write the results to this JSON file")
+    p.set_defaults(handler=cmd_dq)

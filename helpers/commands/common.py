@@ -1,0 +1,107 @@
+"""What every sub-command shares: one parent parser (preset, target, device, work folder), help formatting, and how a
+command finds its models."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..settings import DEFAULT_PRESET, DOWNLOADS_ENV, WORKDIR_ENV, env_device, env_preset, env_workdir
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Shows each option's default and keeps the examples in the epilog as written."""
+
+
+def positive_int(text: str) -> int:
+    """An argparse type for counts that must be at least 1 (repeats, tokens, steps...)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """An argparse type for counts that may be 0 (warm-up runs)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def model_options(*, target: bool = True, device: bool = True) -> argparse.ArgumentParser:
+    """The parent parser every model command shares: ``--preset``, ``--target``, ``--device`` and ``--workdir``.
+
+    ``--preset`` always means the same thing: ``$TUTORIAL_PRESET``, else the default preset; its models are converted
+    on first use. ``--target`` (where offered) replaces the preset's target with an OpenVINO folder of your own.
+    """
+    parent = argparse.ArgumentParser(add_help=False)
+    group = parent.add_argument_group("models and place")
+    group.add_argument("--preset", default=env_preset(),
+                       help=f"model preset (see `presets`); from $TUTORIAL_PRESET, else {DEFAULT_PRESET!r}")
+    if target:
+        group.add_argument("--target", type=Path, help="an OpenVINO target folder instead of the preset's target")
+    if device:
+        group.add_argument("--device", default=env_device(),
+                           help="OpenVINO device; from $TUTORIAL_DEVICE, else GPU when present, else CPU")
+    group.add_argument("--workdir", type=Path, default=env_workdir(),
+                       help="folder for converted models and outputs; from $TUTORIAL_WORKDIR, else artifacts/")
+    return parent
+
+
+def add_command(sub: argparse._SubParsersAction, name: str, summary: str, description: str, examples: list[str],
+                parents: list[argparse.ArgumentParser] | None = None) -> argparse.ArgumentParser:
+    """A sub-command with a one-line summary (in `--help` of the whole CLI), a description and examples."""
+    epilog = "examples:\n" + "\n".join(f"  python -m helpers {name} {example}".rstrip() for example in examples)
+    return sub.add_parser(name, help=summary, description=description, epilog=epilog, parents=parents or [],
+                          formatter_class=HelpFormatter)
+
+
+@dataclass
+class Models:
+    """The folders a command runs on."""
+
+    target: Path
+    draft: Path | None
+
+
+def resolve_device(args: argparse.Namespace) -> str:
+    """``--device``, else the machine's default device, checked."""
+    from ..devices import check_device, default_device
+
+    return check_device(args.device) if args.device else default_device()
+
+
+def resolve_models(args: argparse.Namespace, with_draft: bool = True) -> Models:
+    """``--target`` (and ``--draft``, if any) when given, else the preset's converted target and draft.
+
+    `with_draft` False, or ``--no-draft``: no draft."""
+    from ..conversion import check_ov_model_dir, prepare_preset
+    from ..presets import get_preset
+
+    draft = getattr(args, "draft", None)
+    wants_draft = with_draft and not getattr(args, "no_draft", False)
+    if args.target:
+        return Models(check_ov_model_dir(args.target), check_ov_model_dir(draft) if draft and wants_draft else None)
+    models = prepare_preset(get_preset(args.preset), workdir=args.workdir)
+    return Models(models.target, (Path(draft) if draft else models.draft) if wants_draft else None)
+
+
+def invocation() -> str:
+    """The command line that is running, as something one can paste again."""
+    argv = list(sys.argv)
+    as_module = bool(argv) and argv[0].endswith(os.path.join("helpers", "__main__.py"))
+    head = ["python", "-m", "helpers"] if as_module else ["python", argv[0]]
+    env = " ".join(f"{name}={shlex.quote(os.environ[name])}" for name in (WORKDIR_ENV, DOWNLOADS_ENV)
+                   if os.environ.get(name))
+    return (env + " " if env else "") + shlex.join(head + argv[1:])

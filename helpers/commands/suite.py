@@ -1,0 +1,111 @@
+"""`python -m helpers suite` (also `python benchmarks/run_suite.py`): the resumable benchmark suite of a preset."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..settings import DISTILL, SUITE, heal_recipe
+from ..tables import markdown_table
+from .common import add_command, invocation, model_options, non_negative_int, positive_int, resolve_device
+
+if TYPE_CHECKING:
+    from ..pruned_drafts import HealingPlan
+
+
+def healing_plan(args: argparse.Namespace) -> HealingPlan | None:
+    """The pruning + healing settings from the command line (None without --prune-depths)."""
+    from ..distill import HealConfig
+    from ..pruned_drafts import HealingPlan
+
+    if not args.prune_depths:
+        return None
+    heal = HealConfig(steps=args.heal_steps, learning_rate=args.heal_lr, batch_size=args.heal_batch_size,
+                      max_length=args.heal_max_length, warmup_steps=min(10, max(1, args.heal_steps // 10)),
+                      save_steps=max(1, args.heal_steps // 3), bf16=args.heal_bf16)
+    return HealingPlan(depths=tuple(args.prune_depths), prompts=args.distill_prompts,
+                       max_new_tokens=args.distill_max_new_tokens, heal=heal)
+
+
+def cmd_suite(args: argparse.Namespace) -> int:
+    from ..presets import get_preset
+    from ..prompts import builtin_prompts, load_prompts
+    from ..speculative import EXACT_PROPERTIES
+    from ..suite import SuiteSettings, prepare_models, run_suite, selected_steps, step_status
+
+    settings = SuiteSettings(
+        preset=get_preset(args.preset),
+        prompts=load_prompts(args.prompts) if args.prompts else builtin_prompts(),
+        ks=tuple(args.num_assistant_tokens), lookup_ks=tuple(args.lookup_k), draft_formats=tuple(args.draft_formats),
+        max_new_tokens=args.max_new_tokens,
+        repeats=args.repeats, warmup=args.warmup, device=resolve_device(args),
+        properties=dict(EXACT_PROPERTIES) if args.exact else {},
+        results_dir=Path(args.results_dir) if args.results_dir else None, steps=tuple(args.steps or ()),
+        plan=healing_plan(args), pruned_k=args.pruned_k, agent=not args.no_agent, agent_repeats=args.agent_repeats,
+        agent_max_steps=args.agent_max_steps, agent_max_new_tokens=args.agent_max_new_tokens, agent_search=args.search,
+        agent_task=args.agent_task, workdir=args.workdir,
+    )
+    if args.list:
+        print(markdown_table([{"step": s.name, "status": step_status(s, settings), "configurations": len(s.runs) + 1,
+                               "purpose": s.purpose} for s in selected_steps(settings)]))
+        return 0
+    if args.prepare_only:
+        models = prepare_models(settings, [s for s in selected_steps(settings) if step_status(s, settings) == "todo"])
+        print(markdown_table([{"model": str(key), "folder": str(path)} for key, path in sorted(models.items(), key=str)]))
+        return 0
+    print(markdown_table(run_suite(settings, invocation())))
+    print(f"\nsummary: {settings.folder / 'summary.md'}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    recipe = heal_recipe("cpu-suite")
+    p = add_command(sub, "suite", "resumable benchmark suite: target int4/int8 alone, int4/int8 drafts (k sweep), "
+                                  "prompt lookup, pruned + healed drafts, the agent task",
+                    "Every decoding configuration of a preset, each step interleaved against the int4 target alone, "
+                    "written to benchmarks/results/<preset>/ (one JSON per step, summary.md, summary.json, plots). A "
+                    "finished step is skipped, so an interrupted suite continues where it stopped.",
+                    ["--preset qwen2.5-coder-1.5b-offline -k 3 5 --repeats 2 --prune-depths 4 8 --heal-bf16",
+                     "--preset tiny --list"],
+                    parents=[model_options(target=False)])
+    p.add_argument("--num-assistant-tokens", "-k", type=positive_int, nargs="+", default=list(SUITE.assistant_tokens),
+                   metavar="K", help="k values for the unpruned drafts")
+    p.add_argument("--lookup-k", type=positive_int, nargs="+", default=list(SUITE.lookup_tokens), metavar="K",
+                   help="k values for prompt lookup")
+    p.add_argument("--draft-formats", nargs="+", choices=["int8", "int4"], default=list(SUITE.draft_formats),
+                   help="draft precisions to pair with each target precision")
+    p.add_argument("--prompts", help="JSONL file of prompts; default: the built-in set")
+    p.add_argument("--max-new-tokens", type=positive_int, default=SUITE.max_new_tokens, help="tokens per answer")
+    p.add_argument("--repeats", type=positive_int, default=SUITE.repeats, help="timed runs per prompt and configuration")
+    p.add_argument("--warmup", type=non_negative_int, default=SUITE.warmup, help="untimed runs per configuration")
+    p.add_argument("--exact", action="store_true", help="f32 inference and KV cache, no dynamic quantization")
+    p.add_argument("--results-dir", help="default: benchmarks/results/<preset>")
+    p.add_argument("--steps", nargs="+", metavar="STEP", help="run only these steps (see --list)")
+    p.add_argument("--list", action="store_true", help="show the steps and which are done, then exit")
+    p.add_argument("--prepare-only", action="store_true",
+                   help="convert, prune and heal every model the steps to do need, then exit (measure later, on a quiet "
+                        "machine)")
+    g = p.add_argument_group("pruned + healed drafts (steps pruned-drafts and lm-head-int4; off without --prune-depths)")
+    g.add_argument("--prune-depths", type=positive_int, nargs="+", metavar="N", help="layers to remove, one draft per value")
+    g.add_argument("--pruned-k", type=positive_int, default=SUITE.pruned_k,
+                   help="num_assistant_tokens for the pruned-draft and agent steps")
+    g.add_argument("--distill-prompts", type=positive_int, default=DISTILL.prompts,
+                   help="target answers to heal on: the 120 built-in prompts, then standard-library coding tasks")
+    g.add_argument("--distill-max-new-tokens", type=positive_int, default=DISTILL.max_new_tokens,
+                   help="tokens per target answer")
+    g.add_argument("--heal-steps", type=positive_int, default=recipe.steps, help="optimizer steps per pruned draft")
+    g.add_argument("--heal-lr", type=float, default=recipe.learning_rate, help="peak learning rate")
+    g.add_argument("--heal-batch-size", type=positive_int, default=recipe.batch_size, help="examples per step")
+    g.add_argument("--heal-max-length", type=positive_int, default=recipe.max_length, help="tokens per example")
+    g.add_argument("--heal-bf16", action="store_true", help="bfloat16 autocast for healing (CPUs with AVX512-BF16/AMX)")
+    a = p.add_argument_group("agent step")
+    a.add_argument("--no-agent", action="store_true", help="skip the slide-deck agent step")
+    a.add_argument("--agent-repeats", type=positive_int, default=SUITE.agent_repeats, help="runs per configuration")
+    a.add_argument("--agent-max-steps", type=positive_int, default=SUITE.agent_max_steps, help="agent steps per run")
+    a.add_argument("--agent-max-new-tokens", type=positive_int, default=SUITE.agent_max_new_tokens,
+                   help="tokens per model call")
+    a.add_argument("--agent-task", default="", help="default: the blog's task, with the search step spelled out")
+    a.add_argument("--search", choices=["auto", "online", "offline"], default="auto",
+                   help="the agent's search: web, offline notes, or auto (probe the network first)")
+    p.set_defaults(handler=cmd_suite)

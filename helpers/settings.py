@@ -1,0 +1,171 @@
+"""Every default of the tutorial in one place: environment variables, work folder, and the knobs of each job.
+
+The command line, the benchmark suite and the notebooks all read their defaults from here, so a value changes in one
+line. Environment variables are read only by the ``env_*`` functions below (at the edge: a notebook's parameters cell,
+the command line's argument defaults), never by library code, which takes the work folder as a parameter.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# Environment variables: how CI, scripts and a workshop machine set the parameters without editing a notebook.
+PRESET_ENV = "TUTORIAL_PRESET"
+DEVICE_ENV = "TUTORIAL_DEVICE"
+WORKDIR_ENV = "TUTORIAL_WORKDIR"
+DOWNLOADS_ENV = "TUTORIAL_DOWNLOADS"  # shared cache of fetched GGUF wheels (one download for a room of laptops)
+
+DEFAULT_PRESET = "tiny"
+DEFAULT_WORKDIR = REPO_ROOT / "artifacts"  # ignored by git; notebooks, scripts and the CLI all share it
+TINY_PRESET = "tiny"
+
+
+def env_preset() -> str:
+    """``$TUTORIAL_PRESET``, else the default preset name."""
+    return os.environ.get(PRESET_ENV) or DEFAULT_PRESET
+
+
+def env_device() -> str | None:
+    """``$TUTORIAL_DEVICE``, or None to let `devices.default_device` pick (GPU when present, else CPU)."""
+    return os.environ.get(DEVICE_ENV) or None
+
+
+def env_workdir() -> Path:
+    """``$TUTORIAL_WORKDIR``, else ``artifacts/`` at the repository root (not created here)."""
+    configured = os.environ.get(WORKDIR_ENV)
+    return (Path(configured).expanduser() if configured else DEFAULT_WORKDIR).resolve()
+
+
+def env_downloads() -> Path | None:
+    """``$TUTORIAL_DOWNLOADS`` (a shared cache of fetched GGUF wheels), or None for ``<workdir>/downloads``."""
+    configured = os.environ.get(DOWNLOADS_ENV)
+    return Path(configured).expanduser().resolve() if configured else None
+
+
+def env_int(name: str, default: int) -> int:
+    """An integer parameter from the environment, with a clear error for a value that is not one."""
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"${name} must be a whole number, got {raw!r}.") from None
+
+
+def env_str(name: str, default: str | None = None) -> str | None:
+    """A text parameter from the environment (empty counts as unset)."""
+    return os.environ.get(name) or default
+
+
+@dataclass(frozen=True)
+class BenchDefaults:
+    """`python -m helpers bench` and the notebooks' benchmarks."""
+
+    max_new_tokens: int = 128
+    tiny_max_new_tokens: int = 48  # tiny models write gibberish: short runs are enough to prove the plumbing
+    repeats: int = 3
+    warmup: int = 1
+    assistant_tokens: tuple[int, ...] = (3, 5)  # k values for `bench`; the blog's notebook uses 3
+    max_ngram_size: int = 3  # prompt lookup
+
+
+@dataclass(frozen=True)
+class SuiteDefaults:
+    """`python -m helpers suite` (benchmarks/run_suite.py)."""
+
+    assistant_tokens: tuple[int, ...] = (2, 3, 4, 5, 8)
+    lookup_tokens: tuple[int, ...] = (3, 5)
+    draft_formats: tuple[str, ...] = ("int8", "int4")
+    max_new_tokens: int = 128
+    repeats: int = 3
+    warmup: int = 1
+    pruned_k: int = 3
+    confidence_threshold: float = 0.4  # the draft proposes tokens while its top probability stays above this
+    agent_repeats: int = 2
+    agent_max_steps: int = 4
+    agent_max_new_tokens: int = 1024
+
+
+@dataclass(frozen=True)
+class HealConfig:
+    """Fine-tuning settings for healing a pruned draft. `steps` counts optimizer steps of
+    ``batch_size * gradient_accumulation`` examples. Named recipes: `HEAL_RECIPES`."""
+
+    steps: int = 200
+    learning_rate: float = 1e-4  # full fine-tuning of a 0.6B draft; the tiny one takes 2e-3
+    batch_size: int = 8
+    gradient_accumulation: int = 1
+    max_length: int = 512
+    warmup_steps: int = 10
+    weight_decay: float = 0.0
+    freeze_embeddings: bool = True  # also freezes a tied lm_head: fewer trainable weights, less forgetting
+    kl_weight: float = 0.0  # 0: cross-entropy on the target's answers; >0: mix in KL to the teacher's distribution
+    kl_temperature: float = 1.0
+    save_steps: int = 50
+    seed: int = 0
+    bf16: bool = False  # bfloat16 autocast: about twice as fast on CPUs with AVX512-BF16/AMX and on recent GPUs
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.batch_size < 1 or self.gradient_accumulation < 1 or self.save_steps < 1:
+            raise ConfigError("steps, batch_size, gradient_accumulation and save_steps must all be at least 1.")
+        if not 0 < self.learning_rate < 1:
+            raise ConfigError(f"learning_rate must be between 0 and 1, got {self.learning_rate}.")
+        if self.max_length < 16:
+            raise ConfigError(f"max_length must be at least 16 tokens, got {self.max_length}.")
+        if not 0.0 <= self.kl_weight <= 1.0:
+            raise ConfigError(f"kl_weight must be within [0, 1], got {self.kl_weight}.")
+        if self.warmup_steps < 0:
+            raise ConfigError(f"warmup_steps must be 0 or more, got {self.warmup_steps}.")
+
+
+@dataclass(frozen=True)
+class DistillDefaults:
+    """Distillation data: how many prompts the target answers, and how long its answers are."""
+
+    prompts: int = 360  # the 120 built-in prompts first, then standard-library coding tasks
+    max_new_tokens: int = 256
+    batch_size: int = 16
+    calibration_texts: int = 64  # prompts for the angular distances (the paper's measure is stable well below this)
+
+
+BLOG_TASK = "Summarize the key features of the Qwen3 model series and present them in a slide deck"
+
+
+@dataclass(frozen=True)
+class AgentDefaults:
+    """The smolagents slide-deck agent."""
+
+    num_assistant_tokens: int = 3  # the blog's notebook uses 3
+    max_steps: int = 6
+    max_new_tokens: int = 1024  # real models need room to write code
+    tiny_max_new_tokens: int = 64  # tiny models write gibberish until the limit: keep their calls short
+    search: str = "auto"
+
+
+BENCH = BenchDefaults()
+SUITE = SuiteDefaults()
+DISTILL = DistillDefaults()
+AGENT = AgentDefaults()
+# Healing recipes, by where they run. "full": the `heal` command's default (a 0.6B draft on a GPU or a patient CPU);
+# "cpu-suite": what the benchmark suite affords on 2 CPU cores; "tiny": the CI pair (a tiny model takes a high rate);
+# "notebook-real": notebook 05 on a real preset.
+HEAL_RECIPES: dict[str, HealConfig] = {
+    "full": HealConfig(),
+    "cpu-suite": HealConfig(steps=36, learning_rate=2e-4, max_length=384),
+    "tiny": HealConfig(steps=60, learning_rate=2e-3, max_length=512),
+    "notebook-real": HealConfig(steps=1000, learning_rate=5e-5, max_length=1024),
+}
+
+
+def heal_recipe(name: str) -> HealConfig:
+    """A named healing recipe, with the valid names in the error."""
+    if name not in HEAL_RECIPES:
+        raise ConfigError(f"Unknown healing recipe {name!r}. Choose one of: {', '.join(HEAL_RECIPES)}.")
+    return HEAL_RECIPES[name]
