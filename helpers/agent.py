@@ -27,8 +27,17 @@ from .settings import BLOG_TASK
 
 # Small models (1.5B) answer the blog's task from memory without searching, or search and parse the result in the same
 # code block without looking at it; spelling the two steps out makes them ground the slides in the search results.
-GROUNDED_TASK = (BLOG_TASK + ". First step: call web_search and print() its result, nothing else. Next step: write "
-                 "the slides from the printed text.")
+GROUND_IN_SEARCH = (". First step: call web_search and print() its result, nothing else. Next step: write the slides "
+                    "from the printed text.")
+GROUNDED_TASK = BLOG_TASK + GROUND_IN_SEARCH
+# Different tasks answerable from the same notes: a benchmark gives repeat r the r-th task for every configuration, so a
+# prefix cache kept from an earlier run only carries what a different task shares (system prompt, tools).
+AGENT_TASKS = (
+    GROUNDED_TASK,
+    "Present the Qwen3 model sizes (dense and mixture-of-experts) and their context lengths in a slide deck"
+    + GROUND_IN_SEARCH,
+    "Explain Qwen3's thinking and non-thinking modes and its tool calling for agents in a slide deck" + GROUND_IN_SEARCH,
+)
 # The blog's notebook appended 'pptx' only, which refuses `from pptx.util import Inches`: submodules need the wildcard.
 AUTHORIZED_IMPORTS = ["pptx.*"]
 AGENT_INSTRUCTIONS = (
@@ -66,6 +75,19 @@ class _StepTagger:
         for call in new:
             call.step = getattr(memory_step, "step_number", 0)
         self.calls_by_step[id(memory_step)] = new
+
+
+STEP_WORK = (("slides", "make_slide_deck("), ("search", "web_search("), ("answer", "final_answer("))
+
+
+def step_work(code: str | None) -> str:
+    """What an agent step did, from its code: ``slides``, ``search``, ``answer``, other ``code``, or ``none``.
+
+    Steps differ in how much they copy from their context (a slide step quotes the search results), which is what
+    decides how well a draft or prompt lookup guesses them, so acceptance is reported per kind of work."""
+    if not code:
+        return "none"
+    return next((work for work, call in STEP_WORK if call in code), "code")
 
 
 def _short(value: Any, limit: int = 300, keep_end: bool = False) -> str:
@@ -181,7 +203,9 @@ def run_agent(agent: CodeAgent, task: str = BLOG_TASK, label: str | None = None,
         steps.append({
             "step": getattr(memory_step, "step_number", 0),
             "kind": "final answer" if isinstance(error, AgentMaxStepsError) else "action" if is_action else "planning",
+            "work": step_work(getattr(memory_step, "code_action", None)),
             "seconds": memory_step.timing.duration,
+            "ttft_ms": sum(c.run.ttft_ms for c in calls),  # prefill of the re-sent conversation (cache hits are fast)
             "input_tokens": usage.input_tokens if usage else None,
             "output_tokens": usage.output_tokens if usage else None,
             "acceptance_rate": _share(calls),
@@ -234,25 +258,50 @@ class AgentComparison:
         order = {label: i for i, label in enumerate(dict.fromkeys(run.label for run in self.runs))}  # baseline first
         return sorted(rows, key=lambda r: (r["step"], order[r["label"]]))
 
+    def work_rows(self) -> list[dict[str, Any]]:
+        """Per configuration and kind of step work (search, slides, answer, code): median seconds, prefill time and
+        acceptance rate over all such steps of all runs."""
+        grouped: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for run in self.runs:
+            for step in run.steps:
+                grouped.setdefault((run.label, step.get("work", "code")), []).append(step)
+        rows = []
+        for (label, work), steps in grouped.items():
+            accepted = [s["acceptance_rate"] for s in steps if s["acceptance_rate"] is not None]
+            rows.append({"label": label, "work": work, "steps": len(steps),
+                         "seconds": statistics.median(s["seconds"] or 0.0 for s in steps),
+                         "ttft_ms": statistics.median(s.get("ttft_ms") or 0.0 for s in steps),
+                         "output_tokens": statistics.median(s["output_tokens"] or 0 for s in steps),
+                         "acceptance_rate": statistics.median(accepted) if accepted else None})
+        return sorted(rows, key=lambda r: (r["work"], r["label"]))
+
     def to_json(self, path: str | Path) -> Path:
         data = self.result.to_dict()
         data["agent_summary"] = self.summary()
+        data["agent_work"] = self.work_rows()
         data["agent_runs"] = [r.to_dict() for r in self.runs]
         write_json(Path(path), data)
         return Path(path)
 
 
-def compare_agents(models: Sequence[OpenVINOGenAIModel], task: str, make_tools: Callable[[], list[Tool]],
+def compare_agents(models: Sequence[OpenVINOGenAIModel], task: str | Sequence[str], make_tools: Callable[[], list[Tool]],
                    repeats: int = 2, max_steps: int = 3, warmup: bool = True, progress: bool = True) -> AgentComparison:
     """Run the same agent task with each model, interleaved (A, B, B, A, ...): the first model is the baseline.
 
     Each run gets fresh tools and a fresh agent; the order of the models rotates every repeat, as in
-    `benchmark.run_interleaved`, and speedups are medians of per-pair ratios (`BenchmarkResult.summary`).
+    `benchmark.run_interleaved`, and speedups are medians of per-pair ratios (`BenchmarkResult.summary`). With several
+    tasks, repeat r runs ``task[r % len(task)]`` for every model: the prefix cache a pipeline keeps from an earlier run
+    then only helps with what a different task shares (system prompt, tool descriptions), not the task itself.
     """
     from tqdm.auto import tqdm
 
     if len(models) < 2:
         raise ConfigError("compare_agents needs at least two models (e.g. target alone and target + draft).")
+    tasks = [task] if isinstance(task, str) else list(task)
+    if not tasks or not all(isinstance(t, str) and t.strip() for t in tasks):
+        raise ConfigError("Give the agent at least one non-empty task.")
+    if repeats < 1:
+        raise ConfigError(f"repeats must be at least 1, got {repeats}.")
     labels = [m.label for m in models]
     if len(set(labels)) != len(labels):
         raise ConfigError(f"Model labels must be unique, got {labels}.")
@@ -266,13 +315,15 @@ def compare_agents(models: Sequence[OpenVINOGenAIModel], task: str, make_tools: 
             shift = repeat % len(models)
             for model in list(models[shift:]) + list(models[:shift]):
                 agent = build_agent(model, make_tools(), max_steps=max_steps, verbosity=0)
-                runs.append(run_agent(agent, task, repeat=repeat))
+                runs.append(run_agent(agent, tasks[repeat % len(tasks)], repeat=repeat))
                 bar.update()
     result = BenchmarkResult(
         records=[r.record() for r in runs], baseline=labels[0],
-        settings={"task": task, "repeats": repeats, "max_steps": max_steps,
+        settings={"task": tasks[0] if len(tasks) == 1 else tasks, "repeats": repeats, "max_steps": max_steps,
                   "models": {m.label: {"max_new_tokens": m.max_new_tokens, "enable_thinking": m.enable_thinking,
-                                       "num_assistant_tokens": m.num_assistant_tokens} for m in models}},
+                                       "num_assistant_tokens": m.num_assistant_tokens,
+                                       "assistant_confidence_threshold": m.assistant_confidence_threshold,
+                                       "prompt_lookup": m.prompt_lookup} for m in models}},
         machine=machine_description(), peak_rss_mb=peak_rss_mb(),
     )
     return AgentComparison(result=result, runs=runs)

@@ -187,7 +187,8 @@ class ModelCall:
         }
 
 
-def _context_length(model_dir: str | Path) -> int | None:
+def context_length(model_dir: str | Path) -> int | None:
+    """The model's context window (``max_position_embeddings`` in its config.json), or None if unknown."""
     config = Path(model_dir) / "config.json"
     try:
         value = json.loads(config.read_text()).get("max_position_embeddings")
@@ -219,6 +220,8 @@ class OpenVINOGenAIModel(Model):
         max_new_tokens: int = 1024,
         enable_thinking: bool = False,
         speculative: bool = False,
+        prompt_lookup: bool = False,
+        max_ngram_size: int | None = None,
         num_assistant_tokens: int | None = None,
         assistant_confidence_threshold: float | None = None,
         label: str | None = None,
@@ -227,15 +230,19 @@ class OpenVINOGenAIModel(Model):
         model_id: str = "openvino-genai",
     ) -> None:
         super().__init__(flatten_messages_as_text=True, model_id=model_id)
-        if (num_assistant_tokens or assistant_confidence_threshold) and not speculative:
-            raise ConfigError("num_assistant_tokens / assistant_confidence_threshold need a draft model: "
-                              "load the pipeline with a draft (from_folders(..., draft_dir=...)) or drop them.")
+        if (num_assistant_tokens or assistant_confidence_threshold) and not (speculative or prompt_lookup):
+            raise ConfigError("num_assistant_tokens / assistant_confidence_threshold need a draft model or prompt "
+                              "lookup: load the pipeline with a draft (from_folders(..., draft_dir=...)) or drop them.")
+        if prompt_lookup and num_assistant_tokens is None:
+            num_assistant_tokens = AGENT.num_assistant_tokens
         if speculative and num_assistant_tokens is None and assistant_confidence_threshold is None:
             num_assistant_tokens = AGENT.num_assistant_tokens
         self.pipe = pipe
         self.max_new_tokens = max_new_tokens
         self.enable_thinking = enable_thinking
         self.speculative = speculative
+        self.prompt_lookup = prompt_lookup
+        self.max_ngram_size = max_ngram_size if prompt_lookup else None
         self.num_assistant_tokens = num_assistant_tokens
         self.assistant_confidence_threshold = assistant_confidence_threshold
         self.context_length = context_length
@@ -245,6 +252,8 @@ class OpenVINOGenAIModel(Model):
             if speculative:
                 label = (f"draft k={num_assistant_tokens}" if num_assistant_tokens is not None
                          else f"draft threshold={assistant_confidence_threshold:g}")
+            elif prompt_lookup:
+                label = f"prompt lookup k={num_assistant_tokens}"
         self.label = label
         self.calls: list[ModelCall] = []
         self._validate_config()
@@ -262,7 +271,7 @@ class OpenVINOGenAIModel(Model):
         from .generation import load_pipeline
 
         pipe = load_pipeline(target_dir, device, draft_dir=draft_dir, prefix_caching=prefix_caching, **(properties or {}))
-        kwargs.setdefault("context_length", _context_length(target_dir))
+        kwargs.setdefault("context_length", context_length(target_dir))
         return cls(pipe, speculative=draft_dir is not None, **kwargs)
 
     def _validate_config(self) -> None:
@@ -275,6 +284,7 @@ class OpenVINOGenAIModel(Model):
         native_stops = set(stop_sequences or []) if not self.enable_thinking else None
         config = generation_config(max_new_tokens, num_assistant_tokens=self.num_assistant_tokens,
                                    assistant_confidence_threshold=self.assistant_confidence_threshold,
+                                   max_ngram_size=self.max_ngram_size,
                                    stop_strings=native_stops or None)
         if native_stops:
             config.include_stop_str_in_output = True  # so `AnswerStream` sees (and records) the stop, then trims it

@@ -38,8 +38,8 @@ def check_same_tokenizer(target_dir: str | Path, draft_dir: str | Path) -> None:
         )
 
 
-def scheduler_config(prefix_caching: bool) -> Any:
-    """A continuous-batching ``SchedulerConfig`` that only sets prefix caching.
+def scheduler_config(prefix_caching: bool, cache_size_gb: int | None = None) -> Any:
+    """A continuous-batching ``SchedulerConfig`` that sets prefix caching (and, if given, the KV-cache pool in GB).
 
     The prompt is still processed in one piece (no 256-token chunks, the class default), as LLMPipeline does when it
     picks the scheduler itself.
@@ -49,6 +49,8 @@ def scheduler_config(prefix_caching: bool) -> Any:
     config = og.SchedulerConfig()
     config.enable_prefix_caching = prefix_caching
     config.max_num_batched_tokens = UNLIMITED_BATCHED_TOKENS
+    if cache_size_gb is not None:
+        config.cache_size = cache_size_gb
     return config
 
 
@@ -58,7 +60,7 @@ def load_pipeline(
     draft_dir: str | Path | None = None,
     draft_device: str | None = None,
     prompt_lookup: bool = False,
-    prefix_caching: bool = False,
+    prefix_caching: bool | None = False,
     **properties: Any,
 ) -> Any:
     """An ``openvino_genai.LLMPipeline`` for `target_dir`, optionally assisted by a draft model or by prompt lookup.
@@ -66,17 +68,17 @@ def load_pipeline(
     Folders, device and tokenizers are checked first, so mistakes surface as one clear sentence. `properties` are
     OpenVINO compile properties (e.g. ``DYNAMIC_QUANTIZATION_GROUP_SIZE=0``); they apply to the draft too.
 
-    `prefix_caching`: keep the KV cache of earlier requests and reuse it for a prompt that starts the same way. The
-    plain pipeline never does this, while a speculative pipeline does by default, which would make its second run of a
-    prompt skip the prefill: so it is off unless asked for. True suits multi-turn work such as an agent (each call
-    re-sends the growing conversation) and then applies to every pipeline, the plain one included (which switches it
-    to the continuous-batching backend).
+    `prefix_caching`: keep the KV cache of earlier requests and reuse it for a prompt that starts the same way.
+    OpenVINO GenAI's paged-attention pipelines (the default on CPU, and every speculative one) turn it on by default,
+    which makes a benchmark's second run of a prompt skip its prefill; so it is off (False) for single-prompt
+    benchmarks unless asked for. True suits multi-turn work such as an agent (each call re-sends the growing
+    conversation). None leaves the library's default (and any ``scheduler_config`` in `properties`) untouched.
     """
     import openvino_genai as og
 
     if draft_dir is not None and prompt_lookup:
         raise ConfigError("Use either a draft model or prompt lookup, not both.")
-    if prefix_caching or draft_dir is not None or prompt_lookup:
+    if prefix_caching is not None:
         properties.setdefault("scheduler_config", scheduler_config(prefix_caching))
     target_dir = check_ov_model_dir(target_dir)
     device = check_device(device)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .agent_levers import AgentSetup, combined_setups, lever_setups
 from .benchmark import BenchmarkResult, Candidate
 from .errors import ConfigError
 from .paths import PathLike
@@ -43,6 +44,7 @@ class RunSpec:
     k: int | None = None  # num_assistant_tokens for "draft" and "lookup"
     draft: ModelKey | None = None  # for "draft": which draft (format; pruned depth and healing)
     threshold: float | None = None  # instead of k: assistant_confidence_threshold (the draft stops when unsure)
+    agent: AgentSetup | None = None  # agent steps: the whole pipeline configuration (levers)
 
     @property
     def pruned(self) -> bool:
@@ -138,14 +140,19 @@ def default_steps(ks: tuple[int, ...], lookup_ks: tuple[int, ...], draft_formats
         steps.append(SuiteStep("lm-head-int4", "drafts with embeddings and lm_head compressed to int4 too (NNCF all_layers)",
                                tuple(runs)))
     if agent:
-        drafts = [RunSpec(f"agent + int4 draft k={pruned_k}", "int4", "draft", pruned_k, ModelKey("draft", "int4"))]
+        unpruned = ModelKey("draft", "int4")
+        runs = [RunSpec(f"agent: {s.label}", "int4", "draft" if s.draft else "lookup" if s.prompt_lookup else "alone",
+                        s.num_assistant_tokens,
+                        unpruned if s.draft else None, s.assistant_confidence_threshold, agent=s)
+                for s in [*lever_setups(pruned_k)[1:], *combined_setups(pruned_k)]]
         if plan:
             depth = max(plan.depths)
-            drafts.append(RunSpec(f"agent + pruned{depth}+healed int4 draft k={pruned_k}", "int4", "draft", pruned_k,
-                                  ModelKey("draft", "int4", depth, healed=True)))
-        steps.append(SuiteStep("agent", "the smolagents slide-deck task (web or offline search, python-pptx) with the "
-                               "int4 target alone and with drafts; prefix caching on in every pipeline", tuple(drafts),
-                               kind="agent"))
+            setup = AgentSetup(f"pruned{depth}+healed int4 draft k={pruned_k}", draft=True, num_assistant_tokens=pruned_k)
+            runs.append(RunSpec(f"agent: {setup.label}", "int4", "draft", pruned_k,
+                                ModelKey("draft", "int4", depth, healed=True), agent=setup))
+        steps.append(SuiteStep("agent", "the smolagents slide-deck task (web or offline search, python-pptx): the int4 "
+                               "target with OpenVINO GenAI's defaults, then every speed lever alone and combined; a "
+                               "different task per repeat", tuple(runs), kind="agent"))
     return steps
 
 
@@ -173,7 +180,8 @@ def step_signature(step: SuiteStep, settings: SuiteSettings) -> dict[str, Any]:
         **({"healing_plan": settings.plan.describe()} if step.uses_pruned and settings.plan else {}),
         **({"agent": {"repeats": settings.agent_repeats, "max_steps": settings.agent_max_steps,
                       "max_new_tokens": settings.agent_max_new_tokens, "search": settings.agent_search,
-                      "task": agent_task(settings)}}
+                      "tasks": agent_tasks(settings),
+                      "setups": {r.label: r.agent.describe() for r in step.runs if r.agent}}}
            if step.kind == "agent" else {}),
     }
 
@@ -298,28 +306,29 @@ def suite_record(step: SuiteStep, settings: SuiteSettings, models: dict[ModelKey
             "models": {str(key): str(path) for key, path in models.items() if key in used}}
 
 
-def agent_task(settings: SuiteSettings) -> str:
-    from .agent import GROUNDED_TASK
+def agent_tasks(settings: SuiteSettings) -> list[str]:
+    """The suite's own task if given, else the grounded tasks (one per repeat, the same for every configuration)."""
+    from .agent import AGENT_TASKS
 
-    return settings.agent_task or GROUNDED_TASK
+    return [settings.agent_task] if settings.agent_task else list(AGENT_TASKS)
 
 
 def run_agent_step(step: SuiteStep, settings: SuiteSettings, models: dict[ModelKey, Path], command: str
                    ) -> BenchmarkResult:
-    """The slide-deck agent with the int4 target alone and with each draft, interleaved; decks go next to the JSON."""
+    """The slide-deck agent with the int4 target and OpenVINO GenAI's defaults, then with each lever set, interleaved;
+    decks go next to the JSON."""
     from .agent import compare_agents
-    from .agent_model import OpenVINOGenAIModel
+    from .agent_levers import load_agent_model
     from .agent_tools import choose_search_tool, default_tools
 
     search = choose_search_tool(settings.agent_search)
     decks = settings.folder / "agent-decks"
-    agents = [OpenVINOGenAIModel.from_folders(models[REFERENCE_MODEL], settings.device, label=REFERENCE,
-                                              max_new_tokens=settings.agent_max_new_tokens, properties=settings.properties)]
-    agents += [OpenVINOGenAIModel.from_folders(models[run.target_key], settings.device,
-                                               draft_dir=models[run.draft], label=run.label,
-                                               num_assistant_tokens=run.k, max_new_tokens=settings.agent_max_new_tokens,
-                                               properties=settings.properties) for run in step.runs]
-    comparison = compare_agents(agents, agent_task(settings), lambda: default_tools(decks, search),
+    setups = [(REFERENCE_MODEL, None, AgentSetup(REFERENCE))]
+    setups += [(run.target_key, run.draft, replace(run.agent or AgentSetup(), label=run.label)) for run in step.runs]
+    agents = [load_agent_model(setup, models[target], settings.device, draft_dir=models[draft] if draft else None,
+                               properties=settings.properties, max_new_tokens=settings.agent_max_new_tokens)
+              for target, draft, setup in setups]
+    comparison = compare_agents(agents, agent_tasks(settings), lambda: default_tools(decks, search),
                                 repeats=settings.agent_repeats, max_steps=settings.agent_max_steps)
     comparison.result.settings["suite"] = {**suite_record(step, settings, models, command), "search": search.message}
     comparison.to_json(result_path(step, settings))

@@ -5,17 +5,23 @@ from __future__ import annotations
 import argparse
 import time
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
+from ..agent_levers import KV_CACHE_PRECISIONS, AgentSetup
 from ..settings import AGENT, BLOG_TASK, TINY_PRESET
 from ..tables import markdown_table
-from .common import add_command, model_options, positive_int, resolve_device
+from .common import add_command, model_options, non_negative_int, positive_int, probability, resolve_device
+
+PREFIX_CACHING = {"default": None, "on": True, "off": False}
+LEVER_OPTIONS = ("num_assistant_tokens", "assistant_confidence_threshold", "prefix_caching", "cache_size_gb",
+                 "kv_cache_precision", "num_threads", "dq_group_size")
 
 
 def cmd_agent(args: argparse.Namespace) -> int:
     # smolagents takes seconds to import: only this command loads it
     from ..agent import OUTPUT_NAME, build_agent, print_thinking, run_agent
-    from ..agent_model import OpenVINOGenAIModel
+    from ..agent_levers import load_agent_model
     from ..agent_tools import choose_search_tool, default_tools
     from ..conversion import prepare_preset
     from ..paths import outputs_dir
@@ -29,18 +35,19 @@ def cmd_agent(args: argparse.Namespace) -> int:
     search = choose_search_tool(args.search)
     print(search.message)
     tiny = preset.name == TINY_PRESET
-    model = OpenVINOGenAIModel.from_folders(
-        models.target, device, draft_dir=None if args.no_draft else models.draft,
+    setup = agent_setup(args, device)
+    print(f"model setup: {setup.label} {setup.describe() or '(OpenVINO GenAI defaults)'}")
+    model = load_agent_model(
+        setup, models.target, device, draft_dir=models.draft,
         max_new_tokens=args.max_new_tokens or (AGENT.tiny_max_new_tokens if tiny else AGENT.max_new_tokens),
-        enable_thinking=args.thinking, num_assistant_tokens=None if args.no_draft else args.num_assistant_tokens,
-        on_thinking=print_thinking if args.thinking and not args.quiet else None,
+        enable_thinking=args.thinking, on_thinking=print_thinking if args.thinking and not args.quiet else None,
     )
     if tiny:
         print("Note: the tiny preset's model writes gibberish: expect nonsense steps and no deck (use a real preset).")
     agent = build_agent(model, default_tools(output_dir, search), max_steps=args.max_steps, stream=not args.quiet,
                         verbosity=0 if args.quiet else 1)
     run = run_agent(agent, args.task)
-    run.settings.update({"preset": preset.name, "device": device, "search": search.message})
+    run.settings.update({"preset": preset.name, "device": device, "search": search.message, "setup": setup.describe()})
     log = run.to_json(output_dir / f"run-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}.json")
     print(markdown_table(run.steps, ["step", "kind", "seconds", "input_tokens", "output_tokens", "acceptance_rate",
                                      "tokens_per_s", "error"]))
@@ -49,6 +56,27 @@ def cmd_agent(args: argparse.Namespace) -> int:
                                                                              "make_slide_deck successfully)"))
     print(f"run log: {log}")
     return 0
+
+
+def agent_setup(args: argparse.Namespace, device: str) -> AgentSetup:
+    """The model setup from the command line: the measured default for the device unless levers are named."""
+    from ..agent_levers import default_setup
+
+    chosen = {name: getattr(args, name) for name in LEVER_OPTIONS if getattr(args, name) is not None}
+    if "prefix_caching" in chosen:
+        chosen["prefix_caching"] = PREFIX_CACHING[chosen["prefix_caching"]]
+    if args.no_draft or args.prompt_lookup or chosen.get("num_assistant_tokens") or chosen.get("assistant_confidence_threshold"):
+        draft = not args.no_draft and not args.prompt_lookup
+        k = chosen.pop("num_assistant_tokens", None)
+        threshold = chosen.pop("assistant_confidence_threshold", None)
+        if (draft or args.prompt_lookup) and k is None and threshold is None:
+            k = AGENT.num_assistant_tokens
+        mode = "prompt lookup" if args.prompt_lookup else "draft" if draft else "target alone"
+        return AgentSetup(f"{mode} (command line)", draft=draft, prompt_lookup=args.prompt_lookup,
+                          num_assistant_tokens=k, assistant_confidence_threshold=threshold, **chosen)
+    setup, reason = default_setup(device)
+    print(f"default for {device}: {setup.label} ({reason})")
+    return replace(setup, **chosen) if chosen else setup
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -63,9 +91,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-steps", type=positive_int, default=AGENT.max_steps, help="agent steps before it must answer")
     p.add_argument("--max-new-tokens", type=positive_int, default=None,
                    help=f"per model call (default: {AGENT.tiny_max_new_tokens} on tiny, else {AGENT.max_new_tokens})")
-    p.add_argument("--no-draft", action="store_true", help="target alone, no speculative decoding")
-    p.add_argument("--num-assistant-tokens", "-k", type=positive_int, default=AGENT.num_assistant_tokens,
-                   help="draft tokens per speculative step")
+    levers = p.add_argument_group("speed levers (default: the fastest combination measured for the device)")
+    levers.add_argument("--no-draft", action="store_true", help="target alone, no speculative decoding")
+    levers.add_argument("--prompt-lookup", action="store_true", help="prompt-lookup decoding instead of the draft")
+    levers.add_argument("--num-assistant-tokens", "-k", type=positive_int, default=None,
+                        help=f"draft (or lookup) tokens per step (default {AGENT.num_assistant_tokens})")
+    levers.add_argument("--assistant-confidence-threshold", type=probability, default=None,
+                        help="instead of k: the draft proposes while its confidence stays above this")
+    levers.add_argument("--prefix-caching", choices=sorted(PREFIX_CACHING), default=None,
+                        help="reuse the KV cache of the conversation's shared beginning (on by default in OpenVINO GenAI)")
+    levers.add_argument("--cache-size-gb", type=positive_int, default=None, help="KV-cache pool for prefix caching")
+    levers.add_argument("--kv-cache-precision", choices=KV_CACHE_PRECISIONS, default=None,
+                        help="KV-cache precision (CPU default u8)")
+    levers.add_argument("--threads", dest="num_threads", type=positive_int, default=None,
+                        help="inference threads (default: all cores)")
+    levers.add_argument("--dq-group-size", type=non_negative_int, default=None,
+                        help="dynamic-quantization group size, 0 = off (CPU default 32)")
     p.add_argument("--thinking", action="store_true", help="Qwen3 thinking on (better plans, many more tokens)")
     p.add_argument("--search", choices=["auto", "online", "offline"], default=AGENT.search,
                    help="web search, offline notes, or auto (probe the network for ~2.5 s)")

@@ -1,0 +1,127 @@
+"""The agent's speed levers: every way to set up its model's pipeline, one field each, so each lever can be measured
+alone and combined against the plain target with OpenVINO GenAI's default settings (the 1.00x reference).
+
+The levers: prefix caching (on by default in OpenVINO GenAI's paged-attention pipelines, so the lever is switching it
+off, or sizing its cache), a draft model with a fixed k or a confidence threshold, prompt lookup (agent steps copy a lot
+from their context: tool outputs, earlier code), KV-cache precision, thread count and dynamic-quantization group size.
+`AgentSetup` describes one combination; `load_agent_model` builds the smolagents model for it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+KV_CACHE_PRECISIONS = ("u8", "u4", "f16", "bf16", "f32")
+
+
+@dataclass(frozen=True)
+class AgentSetup:
+    """One configuration of the agent's model. The defaults are the plain target with OpenVINO GenAI's defaults."""
+
+    label: str = "target alone (defaults)"
+    draft: bool = False  # speculative decoding with the preset's draft
+    prompt_lookup: bool = False  # speculative decoding with n-grams from the prompt instead of a draft
+    num_assistant_tokens: int | None = None  # k for a draft or prompt lookup
+    assistant_confidence_threshold: float | None = None  # draft only: stop drafting below this confidence
+    max_ngram_size: int = 3  # prompt lookup
+    prefix_caching: bool | None = None  # None: the pipeline's default (on); False: off; True: explicitly on
+    cache_size_gb: int | None = None  # KV-cache pool of the paged-attention scheduler; None: OpenVINO GenAI's default
+    kv_cache_precision: str | None = None  # None: the device default (u8 on CPU)
+    num_threads: int | None = None  # None: the device default (all cores)
+    dq_group_size: int | None = None  # dynamic quantization; None: device default (32 on CPU), 0: off
+
+    def __post_init__(self) -> None:
+        if self.draft and self.prompt_lookup:
+            raise ConfigError(f"{self.label}: use a draft or prompt lookup, not both (OpenVINO GenAI runs one).")
+        assisted = self.draft or self.prompt_lookup
+        if not assisted and (self.num_assistant_tokens is not None or self.assistant_confidence_threshold is not None):
+            raise ConfigError(f"{self.label}: num_assistant_tokens / a confidence threshold need a draft or prompt lookup.")
+        if self.prompt_lookup and self.assistant_confidence_threshold is not None:
+            raise ConfigError(f"{self.label}: prompt lookup takes a fixed k (num_assistant_tokens), not a threshold.")
+        if self.kv_cache_precision is not None and self.kv_cache_precision not in KV_CACHE_PRECISIONS:
+            raise ConfigError(f"{self.label}: KV-cache precision must be one of {', '.join(KV_CACHE_PRECISIONS)}, "
+                              f"got {self.kv_cache_precision!r}.")
+        for name, value, low in (("num_threads", self.num_threads, 1), ("cache_size_gb", self.cache_size_gb, 1),
+                                 ("dq_group_size", self.dq_group_size, 0), ("max_ngram_size", self.max_ngram_size, 1)):
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < low):
+                raise ConfigError(f"{self.label}: {name} must be a whole number >= {low}, got {value!r}.")
+        if self.cache_size_gb is not None and self.prefix_caching is False:
+            raise ConfigError(f"{self.label}: cache_size_gb sizes the prefix cache; it means nothing with prefix caching off.")
+
+    @property
+    def speculative(self) -> bool:
+        return self.draft or self.prompt_lookup
+
+    def properties(self) -> dict[str, Any]:
+        """OpenVINO compile properties for target (and draft)."""
+        props: dict[str, Any] = {}
+        if self.kv_cache_precision is not None:
+            props["KV_CACHE_PRECISION"] = self.kv_cache_precision
+        if self.num_threads is not None:
+            props["INFERENCE_NUM_THREADS"] = self.num_threads
+        if self.dq_group_size is not None:
+            props["DYNAMIC_QUANTIZATION_GROUP_SIZE"] = self.dq_group_size
+        return props
+
+    def describe(self) -> dict[str, Any]:
+        """Every field that differs from the defaults (what this configuration changes)."""
+        defaults = asdict(AgentSetup())
+        return {name: value for name, value in asdict(self).items() if name != "label" and value != defaults[name]}
+
+
+def load_agent_model(setup: AgentSetup, target_dir: str | Path, device: str = "CPU", draft_dir: str | Path | None = None,
+                     properties: dict[str, Any] | None = None, **model_kwargs: Any) -> Any:
+    """The agent's `agent_model.OpenVINOGenAIModel` for `setup` (`model_kwargs`: max_new_tokens, enable_thinking ...).
+
+    `properties`: extra OpenVINO properties under the setup's own (e.g. the suite's exact-precision settings)."""
+    from .agent_model import OpenVINOGenAIModel, context_length
+    from .generation import load_pipeline, scheduler_config
+
+    if setup.draft and draft_dir is None:
+        raise ConfigError(f"{setup.label}: this configuration uses a draft; pass draft_dir.")
+    properties = {**(properties or {}), **setup.properties()}
+    if setup.prefix_caching is not None or setup.cache_size_gb is not None:
+        properties["scheduler_config"] = scheduler_config(setup.prefix_caching is not False, setup.cache_size_gb)
+    pipe = load_pipeline(target_dir, device, draft_dir=draft_dir if setup.draft else None,
+                         prompt_lookup=setup.prompt_lookup, prefix_caching=None, **properties)
+    return OpenVINOGenAIModel(
+        pipe, speculative=setup.draft, prompt_lookup=setup.prompt_lookup, label=setup.label,
+        num_assistant_tokens=setup.num_assistant_tokens, assistant_confidence_threshold=setup.assistant_confidence_threshold,
+        max_ngram_size=setup.max_ngram_size if setup.prompt_lookup else None,
+        context_length=model_kwargs.pop("context_length", None) or context_length(target_dir), **model_kwargs,
+    )
+
+
+def lever_setups(k: int = 3, lookup_k: int = 5, threshold: float = 0.4) -> list[AgentSetup]:
+    """The reference, then every lever alone (the suite measures them interleaved, losers included)."""
+    return [
+        AgentSetup(),
+        AgentSetup("prefix caching off", prefix_caching=False),
+        AgentSetup(f"draft k={k}", draft=True, num_assistant_tokens=k),
+        AgentSetup(f"draft threshold={threshold:g}", draft=True, assistant_confidence_threshold=threshold),
+        AgentSetup(f"prompt lookup k={lookup_k}", prompt_lookup=True, num_assistant_tokens=lookup_k),
+        AgentSetup("KV cache f16", kv_cache_precision="f16"),
+        AgentSetup("DQ off", dq_group_size=0),
+    ]
+
+
+def combined_setups(k: int = 3) -> list[AgentSetup]:
+    """The levers combined: the draft with the settings that helped alone on this CPU (see the suite's agent step)."""
+    return [AgentSetup(f"combined: draft k={k}, DQ off, KV cache f16", draft=True, num_assistant_tokens=k,
+                       dq_group_size=0, kv_cache_precision="f16")]
+
+
+def default_setup(device: str, k: int = 3) -> tuple[AgentSetup, str]:
+    """The agent's default configuration for `device`, and the measured reason for it (printed by the agent command).
+
+    On CPU: the combination that was fastest end to end in the benchmark suite's agent step on the offline pair.
+    Elsewhere: the draft with the blog's k=3 (not measured here: no GPU)."""
+    if device.upper().startswith("CPU"):
+        return (AgentSetup(f"draft k={k}", draft=True, num_assistant_tokens=k),
+                "fastest measured on this kind of CPU: see benchmarks/results/qwen2.5-coder-1.5b-offline/agent.json")
+    return (AgentSetup(f"draft k={k}", draft=True, num_assistant_tokens=k),
+            f"the blog's setting (speculative decoding, k={k}); not measured on {device} here")

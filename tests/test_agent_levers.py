@@ -1,0 +1,65 @@
+"""The agent's speed levers on the tiny pair: validation, the pipeline each setup builds, and prefix caching."""
+
+import pytest
+
+from helpers.agent_levers import AgentSetup, combined_setups, lever_setups, load_agent_model
+from helpers.errors import ConfigError
+from helpers.generation import generation_config
+
+LONG_PROMPT = "\n".join(f"def function_{i}(x):\n    return x * {i} + {i * i}" for i in range(200))
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"draft": True, "prompt_lookup": True}, "not both"),
+    ({"num_assistant_tokens": 3}, "need a draft or prompt lookup"),
+    ({"prompt_lookup": True, "assistant_confidence_threshold": 0.4}, "fixed k"),
+    ({"kv_cache_precision": "int3"}, "KV-cache precision"),
+    ({"num_threads": 0}, "num_threads"),
+    ({"dq_group_size": -1}, "dq_group_size"),
+    ({"cache_size_gb": 2, "prefix_caching": False}, "prefix caching off"),
+])
+def test_bad_setups_are_refused_in_one_sentence(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        AgentSetup("bad", **kwargs)
+
+
+def test_setups_say_what_they_change():
+    assert AgentSetup().describe() == {}
+    assert AgentSetup("x", dq_group_size=0, kv_cache_precision="f16").properties() == {
+        "DYNAMIC_QUANTIZATION_GROUP_SIZE": 0, "KV_CACHE_PRECISION": "f16"}
+    labels = [s.label for s in [*lever_setups(), *combined_setups()]]
+    assert len(set(labels)) == len(labels) and labels[0] == AgentSetup().label
+
+
+def test_a_draft_setup_needs_the_draft_folder(tiny_models):
+    with pytest.raises(ConfigError, match="draft_dir"):
+        load_agent_model(AgentSetup("d", draft=True, num_assistant_tokens=2), tiny_models.target)
+
+
+def test_each_lever_builds_a_working_model(tiny_models):
+    for setup in [*lever_setups(k=2, lookup_k=3), *combined_setups(k=2)]:
+        model = load_agent_model(setup, tiny_models.target, draft_dir=tiny_models.draft, max_new_tokens=8)
+        config = model.generation_config(8)
+        assert model.label == setup.label
+        assert (config.num_assistant_tokens or None) == setup.num_assistant_tokens
+        if setup.prompt_lookup:
+            assert config.max_ngram_size == setup.max_ngram_size
+        record = model.pipe.generate(["def f(x):"], generation_config(4, num_assistant_tokens=setup.num_assistant_tokens,
+                                                                      max_ngram_size=model.max_ngram_size))
+        assert record.perf_metrics.get_num_generated_tokens() >= 1
+
+
+def _ttfts(pipe, runs=3):
+    config = generation_config(2)
+    return [pipe.generate([LONG_PROMPT], config).perf_metrics.get_ttft().mean for _ in range(runs)]
+
+
+def test_prefix_caching_is_on_where_the_setup_says_and_off_where_it_says(tiny_models):
+    """Behaviour, not speed: with the cache a repeated 4k-token prompt is served from it (its prefill shrinks by far more
+    than timing noise, ~60x here); without it every repeat pays the prefill again."""
+    default = load_agent_model(AgentSetup(), tiny_models.target)
+    off = load_agent_model(AgentSetup("off", prefix_caching=False), tiny_models.target)
+    first, *again = _ttfts(default.pipe)
+    assert max(again) < first / 5, (first, again)
+    first, *again = _ttfts(off.pipe)
+    assert min(again) > first / 3, (first, again)
