@@ -216,3 +216,58 @@ def genai_gathers_before_lm_head(model_xml: str | Path) -> bool:
     if chain[0] in ("Add", "Transpose"):
         return len(chain) > 1 and chain[1] == "MatMul"
     return chain[:4] == ["Multiply", "Tanh", "Divide", "MatMul"]
+
+
+def add_sampled_tokens_gather(model_dir: str | Path) -> None:
+    """Edit an exported trimmed draft so only the positions GenAI samples go through the trimmed head (in place).
+
+    GenAI's own transformation cannot see past the scatter (`genai_gathers_before_lm_head` is False), but its
+    continuous-batching runner fills any model input named ``sampled_tokens_indices`` (flat token indices). So this
+    inserts that Parameter and a Gather on the flattened hidden states before the trimmed MatMul, and rebuilds the
+    scatter for the gathered rows: logits come out as [sampled, 1, vocabulary], the shape GenAI's transformation gives.
+    The edited IR then needs that input, so it is for use as a GenAI draft only (GenAI always runs drafts with
+    continuous batching).
+    """
+    import numpy as np
+    import openvino as ov
+    import openvino.opset13 as ops
+
+    model_dir = Path(model_dir)
+    xml = model_dir / "openvino_model.xml"
+    if not xml.is_file():
+        raise ModelFolderError(f"{xml} does not exist; pass the folder written by export_trimmed_draft.")
+    model = ov.Core().read_model(xml)
+    if any("sampled_tokens_indices" in port.get_names() for port in model.inputs):
+        return  # already edited
+    result = model.output(0).get_node()
+    scatter = result.input_value(0).get_node()
+    matmul = scatter.input_value(2).get_node()
+    if scatter.get_type_name() != "ScatterElementsUpdate" or matmul.get_type_name() != "MatMul":
+        raise ModelFolderError(f"{xml} does not end in the trimmed head's MatMul -> ScatterElementsUpdate; export it "
+                               "with export_trimmed_draft first.")
+    hidden = matmul.input_value(0)
+    hidden_size = hidden.get_partial_shape()[2].get_length()
+    token_ids = scatter.input_value(1).get_node().input_value(0)  # Broadcast(token_ids, ShapeOf(matmul))
+    fill = scatter.input_value(0).get_node().input_value(0)  # Broadcast(fill value, full shape)
+    vocab_size = scatter.get_output_partial_shape(0)[2].get_length()
+    attrs = matmul.get_attributes()
+
+    indices = ops.parameter([-1], ov.Type.i64, name="sampled_tokens_indices")
+    indices.output(0).get_tensor().set_names({"sampled_tokens_indices"})
+    flat = ops.reshape(hidden, ops.constant(np.array([-1, hidden_size], dtype=np.int64)), special_zero=False)
+    rows = ops.unsqueeze(ops.gather(flat, indices, ops.constant(np.int64(0))), ops.constant(np.array([1], np.int64)))
+    logits = ops.matmul(rows, matmul.input_value(1), attrs["transpose_a"], attrs["transpose_b"])
+    shape = ops.shape_of(logits, output_type="i64")
+    full_shape = ops.concat([ops.gather(shape, ops.constant(np.array([0, 1], np.int64)), ops.constant(np.int64(0))),
+                             ops.constant(np.array([vocab_size], np.int64))], axis=0)
+    full = ops.scatter_elements_update(ops.broadcast(fill, full_shape), ops.broadcast(token_ids, shape), logits,
+                                       ops.constant(np.int64(-1)))
+    names = result.input_value(0).get_names()
+    result.input(0).replace_source_output(full.output(0))
+    full.output(0).get_tensor().set_names(names)
+    model.add_parameters([indices])
+    model.validate_nodes_and_infer_types()
+    ov.save_model(model, model_dir / "gathered.xml", compress_to_fp16=False)
+    del model
+    for suffix in (".xml", ".bin"):
+        (model_dir / f"gathered{suffix}").replace(model_dir / f"openvino_model{suffix}")

@@ -5,7 +5,7 @@ from collections import Counter
 import pytest
 
 from helpers import frspec
-from helpers.errors import ConfigError
+from helpers.errors import ConfigError, ModelFolderError
 from helpers.tiny import build_tiny_pair, local_corpus, train_tokenizer
 
 
@@ -113,3 +113,52 @@ def test_trimmed_draft_exports_and_drafts_for_genai_losslessly(tmp_path, draft_h
     assert assisted.texts == alone.texts  # greedy speculative decoding stays lossless with the trimmed draft
     metrics = assisted.extended_perf_metrics
     assert metrics.get_num_draft_tokens() > 0 and 0.0 <= metrics.get_draft_acceptance_rate() <= 1.0
+
+    # With the Gather on `sampled_tokens_indices` inserted by hand, GenAI feeds that input and stays lossless.
+    import shutil
+
+    gathered = tmp_path / "trimmed-gathered"
+    shutil.copytree(dest, gathered)
+    frspec.add_sampled_tokens_gather(gathered)
+    frspec.add_sampled_tokens_gather(gathered)  # idempotent
+    import openvino as ov
+
+    inputs = [p.get_any_name() for p in ov.Core().read_model(gathered / "openvino_model.xml").inputs]
+    assert inputs.count("sampled_tokens_indices") == 1
+    edited = load_pipeline(tiny_models.target, draft_dir=gathered, **exact).generate(
+        [prompt], generation_config(24, num_assistant_tokens=3))
+    assert edited.texts == alone.texts
+    assert edited.extended_perf_metrics.get_num_draft_tokens() > 0
+
+
+def test_gather_edit_selects_the_same_logits(tmp_path):
+    """On a random model exported from memory: the edited IR returns exactly the unedited logits at the given rows."""
+    import numpy as np
+    import openvino as ov
+    import torch
+    from optimum.exporters.openvino import export_from_model
+    from transformers import Qwen3Config, Qwen3ForCausalLM
+
+    torch.manual_seed(0)
+    model = Qwen3ForCausalLM(Qwen3Config(vocab_size=300, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
+                                         num_attention_heads=2, num_key_value_heads=1, head_dim=16)).eval()
+    frspec.trim_lm_head(model, range(0, 300, 3))
+    export_from_model(model, tmp_path / "plain", task="text-generation-with-past", stateful=True)
+    import shutil
+
+    shutil.copytree(tmp_path / "plain", tmp_path / "edited")
+    frspec.add_sampled_tokens_gather(tmp_path / "edited")
+    core = ov.Core()
+    f32 = {"INFERENCE_PRECISION_HINT": "f32"}
+    plain = core.compile_model(tmp_path / "plain" / "openvino_model.xml", "CPU", f32).create_infer_request()
+    edited = core.compile_model(tmp_path / "edited" / "openvino_model.xml", "CPU", f32).create_infer_request()
+    ids = np.random.default_rng(0).integers(0, 300, (1, 9))
+    feed = {"input_ids": ids, "attention_mask": np.ones_like(ids), "position_ids": np.arange(9)[None],
+            "beam_idx": np.zeros(1, np.int32)}
+    rows = np.array([8, 0, 4], np.int64)
+    full = plain.infer(feed)[0]
+    picked = edited.infer({**feed, "sampled_tokens_indices": rows})[0]
+    assert picked.shape == (3, 1, 300)
+    np.testing.assert_allclose(picked[:, 0], full[0, rows], atol=1e-5)
+    with pytest.raises(ModelFolderError, match="export_trimmed_draft"):
+        frspec.add_sampled_tokens_gather(tmp_path)  # no model there
