@@ -146,7 +146,7 @@ def export_trimmed_draft(hf_dir: str | Path, token_ids: Sequence[int], dest: str
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from .conversion import _quiet_tracing, save_openvino_tokenizers
-    from .pruning import check_hf_model_dir
+    from .hf import check_hf_model_dir
 
     hf_dir = check_hf_model_dir(hf_dir)
     dest = Path(dest).expanduser().resolve()

@@ -24,7 +24,8 @@ from typing import Any
 
 from .errors import ConfigError, ModelFolderError
 from .fsutil import atomic_directory, read_json, remove_stale_partials, write_json
-from .pruning import Block, check_block, decoder_layers, load_causal_lm, remove_block, threads_for, verify_pruned
+from .hf import load_causal_lm, threads_for
+from .pruning import Block, check_block, decoder_layers, remove_block, verify_pruned
 
 MANIFEST_NAME = "replaceme.json"
 DEFAULT_RIDGE = 1e-3  # relative to the mean diagonal of m^T m: keeps T near I where calibration says little

@@ -7,7 +7,8 @@ import pytest
 
 from helpers import replaceme
 from helpers.errors import ConfigError, ModelFolderError
-from helpers.pruning import Block, decoder_layers, load_causal_lm, remove_block
+from helpers.hf import load_causal_lm
+from helpers.pruning import Block, decoder_layers, remove_block
 from helpers.tiny import build_tiny_pair, local_corpus
 
 

@@ -69,7 +69,7 @@ def draft_hf():
 def test_trimmed_tiny_draft_agrees_with_the_full_one_inside_the_subset(draft_hf):
     import torch
 
-    from helpers.pruning import load_causal_lm
+    from helpers.hf import load_causal_lm
 
     model, tok = load_causal_lm(draft_hf)
     texts = local_corpus(60)[40:44]

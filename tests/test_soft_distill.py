@@ -6,9 +6,11 @@ import json
 import pytest
 
 from helpers import soft_distill
-from helpers.distill import agreement, load_prompt_source
+from helpers.distill import agreement
 from helpers.errors import ConfigError
-from helpers.pruning import Block, decoder_layers, load_causal_lm, remove_block
+from helpers.hf import load_causal_lm
+from helpers.prompts import load_prompt_source
+from helpers.pruning import Block, decoder_layers, remove_block
 from helpers.soft_distill import HealSchedule, topk_kl_loss
 from helpers.tiny import build_tiny_pair
 
