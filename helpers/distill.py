@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass, field
@@ -23,7 +22,7 @@ from .errors import (
     PromptFileError,
     TokenizerMismatchError,
 )
-from .fsutil import append_jsonl, atomic_directory, read_json, read_jsonl, remove_stale_partials, write_json
+from .fsutil import append_jsonl, atomic_directory, file_digest, read_json, read_jsonl, remove_stale_partials, write_json
 from .hf import check_hf_model_dir, threads_for
 from .prompts import Prompt
 from .settings import HealConfig
@@ -268,14 +267,6 @@ def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()[:16]
-
-
 def answer_logits(model: Any, inputs: dict[str, Any], keep: Any) -> Any:
     """Next-token logits at the positions selected by `keep` (answer tokens) only.
 
@@ -408,7 +399,7 @@ def heal(
         raise ConfigError("kl_weight > 0 needs the teacher's Hugging Face checkpoint: pass teacher_dir (--teacher).")
     records = read_distillation_data(data_path)
     _check_tokenizers(draft_dir, data_path, target_dir, teacher_dir)
-    key = {"draft": str(draft_dir), "data": _file_digest(data_path), "teacher": str(teacher_dir) if teacher_dir else None,
+    key = {"draft": str(draft_dir), "data": file_digest(data_path), "teacher": str(teacher_dir) if teacher_dir else None,
            **{k: v for k, v in asdict(config).items() if k not in ("steps", "save_steps")}}
     reused = _finished_heal(dest, key, config, checkpoints, overwrite)
     if reused is not None:

@@ -125,3 +125,14 @@ def read_jsonl(path: Path, drop_torn_tail: bool = True) -> list[dict[str, Any]]:
         records.append(record)
         good_bytes += len(line) + (0 if is_last else 1)
     return records
+
+
+def file_digest(path: Path) -> str:
+    """A short sha256 of a file's bytes (what decides whether data changed under a finished result)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()[:16]

@@ -3,22 +3,26 @@
 1. distillation data: the preset's int4 target answers the built-in prompts plus coding tasks made from Python's
    standard library (`prompts.stdlib_prompts`), appended to one JSONL file in the work folder;
 2. angular distances of the draft's Hugging Face checkpoint, measured once and stored next to the drafts;
-3. for each depth: prune the most redundant block, heal it on the target's answers, export it to OpenVINO; the
-   unhealed pruned draft is exported as well, so that a benchmark shows what healing bought.
+3. for each depth: prune the most redundant block; optionally repair it without training (`replaceme`: a least-squares
+   map folded into the layer before the cut) and heal it on the target's answers; export every variant to OpenVINO,
+   so that a benchmark shows what each step bought;
+4. optionally, each draft again with a trimmed output layer (`frspec`: the N most frequent tokens of the target's
+   answers, scattered into a full-vocabulary row), the unpruned one included.
 
 Every stage reuses finished work (manifests and keyed files), so an interrupted run continues where it stopped.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .distill import HealConfig
 from .errors import ConfigError
-from .fsutil import read_json, write_json
+from .fsutil import file_digest, read_json, write_json
 from .paths import PathLike, resolve_workdir
 from .settings import DISTILL
 
@@ -27,6 +31,7 @@ if TYPE_CHECKING:
     from .pruning import AngularDistances, Block
 
 CALIBRATION_TEXTS = DISTILL.calibration_texts
+MIN_HEAD_TOKENS = 1024  # below this the chat template's own tokens crowd out the content
 
 
 @dataclass(frozen=True)
@@ -36,17 +41,34 @@ class HealingPlan:
     depths: tuple[int, ...]  # layers to remove: one pruned draft per entry
     prompts: int = DISTILL.prompts  # distillation prompts: the 120 built-in ones first, then standard-library tasks
     max_new_tokens: int = DISTILL.max_new_tokens  # length of the target's answers
-    heal: HealConfig = field(default_factory=HealConfig)
+    heal: HealConfig | None = field(default_factory=HealConfig)  # None: no training (repair only)
+    repair: bool = False  # also a training-free ReplaceMe repair per depth (healing then starts from it)
+    head_tokens: tuple[int, ...] = ()  # trimmed output layers to try (FR-Spec), e.g. (32768,)
 
     def __post_init__(self) -> None:
         if not self.depths or any(d < 1 for d in self.depths):
             raise ConfigError(f"Give at least one depth (layers to remove, >= 1), got {self.depths}.")
         if self.prompts < 1:
             raise ConfigError(f"The number of distillation prompts must be at least 1, got {self.prompts}.")
+        if any(n < MIN_HEAD_TOKENS for n in self.head_tokens):
+            raise ConfigError(f"A trimmed output layer needs at least {MIN_HEAD_TOKENS} tokens, got {self.head_tokens}.")
 
     def describe(self) -> dict[str, Any]:
-        return {"depths": list(self.depths), "prompts": self.prompts, "max_new_tokens": self.max_new_tokens,
-                "heal": asdict(self.heal)}
+        described = {"depths": list(self.depths), "prompts": self.prompts, "max_new_tokens": self.max_new_tokens,
+                     "heal": asdict(self.heal) if self.heal else None}
+        if self.repair or self.head_tokens:  # absent for plans made before these options, so their results still match
+            described.update(repair=self.repair, head_tokens=list(self.head_tokens))
+        return described
+
+    def variants(self, depth: int, weights: str) -> list[ModelKey]:
+        """The drafts made for one depth (0: the unpruned draft, which only gets trimmed heads)."""
+        bases = [ModelKey("draft", weights)] if depth == 0 else [ModelKey("draft", weights, depth)]
+        if depth and self.repair:
+            bases.append(ModelKey("draft", weights, depth, repair="replaceme"))
+        if depth and self.heal is not None:
+            bases.append(ModelKey("draft", weights, depth, healed=True, repair="replaceme" if self.repair else ""))
+        trimmed = [replace(key, head_tokens=n) for key in bases for n in self.head_tokens]
+        return (bases[1:] if depth == 0 else bases) + trimmed
 
 
 @dataclass(frozen=True)
@@ -57,11 +79,22 @@ class ModelKey:
     weights: str  # a `WeightFormat.tag`: "int4", "int8", "int4-all"
     pruned: int = 0  # layers removed (0: the preset's own model)
     healed: bool = False
+    repair: str = ""  # "replaceme": the cut bridged by a least-squares map (training-free)
+    head_tokens: int = 0  # trimmed output layer: the N most frequent tokens (0: the full vocabulary)
 
     @property
     def variant(self) -> str:
-        """``pruned6-healed`` / ``pruned6``, or empty for the preset's own model."""
-        return f"pruned{self.pruned}{'-healed' if self.healed else ''}" if self.pruned else ""
+        """``pruned6-replaceme-healed-head32k`` and the like, or empty for the preset's own model."""
+        parts = [f"pruned{self.pruned}"] if self.pruned else []
+        parts += [self.repair] if self.repair else []
+        parts += ["healed"] if self.healed else []
+        parts += [f"head{self.head_tokens // 1024}k"] if self.head_tokens else []
+        return "-".join(parts)
+
+    @property
+    def hf_variant(self) -> ModelKey:
+        """The same draft before export choices (format, trimmed head): which Hugging Face checkpoint it comes from."""
+        return replace(self, weights="", head_tokens=0)
 
     @property
     def folder_name(self) -> str:
@@ -78,16 +111,17 @@ class PrunedDraft:
     depth: int
     block: Block
     layers_left: int
-    pruned_hf: Path
-    healed_hf: Path
-    openvino: dict[ModelKey, Path]  # one OpenVINO folder per format, healed or not
+    checkpoints: dict[ModelKey, Path]  # Hugging Face folders by `ModelKey.hf_variant` (pruned, repaired, healed)
+    openvino: dict[ModelKey, Path]  # one OpenVINO folder per variant and format
     heal_losses: list[tuple[int, float]] = field(default_factory=list)
     heal_seconds: float = 0.0
+    repair_errors: tuple[float, float] | None = None  # calibration MSE at the cut: plainly pruned, repaired
 
     def row(self) -> dict[str, Any]:
         first = self.heal_losses[0][1] if self.heal_losses else None
         last = self.heal_losses[-1][1] if self.heal_losses else None
         return {"depth": self.depth, "removed": self.block.describe(), "layers left": self.layers_left,
+                "repair MSE (pruned -> repaired)": list(self.repair_errors) if self.repair_errors else None,
                 "first loss": first, "last loss": last, "heal minutes": round(self.heal_seconds / 60, 1),
                 "openvino": {str(key): str(path) for key, path in self.openvino.items()}}
 
@@ -131,38 +165,123 @@ def draft_key(depth: int, healed: bool, weights: WeightFormat) -> ModelKey:
     return ModelKey("draft", weights.tag, depth, healed)
 
 
+def calibration_texts(data: Path, count: int = CALIBRATION_TEXTS) -> list[str]:
+    """Prompt + answer texts of the target (what the draft must imitate), for the training-free repair."""
+    from .distill import read_distillation_data
+
+    return [r["chat_prompt"] + r["answer"] for r in read_distillation_data(data)[:count]]
+
+
+def head_token_ids(preset: Preset, size: int, data: Path, workdir: PathLike | None = None) -> list[int]:
+    """The `size` most frequent tokens of the target's answers, plus every token the chat template needs; stored."""
+    from transformers import AutoTokenizer
+
+    from .conversion import hf_source
+    from .distill import read_distillation_data
+    from .frspec import count_token_frequencies, frequent_token_subset, required_token_ids
+
+    path = work_folder(preset, workdir) / f"head-tokens-{size}.json"
+    key = {"data": file_digest(data), "size": size}
+    stored = read_json(path)
+    if stored and stored.get("key") == key:
+        return [int(i) for i in stored["token_ids"]]
+    tokenizer = AutoTokenizer.from_pretrained(hf_source(preset.draft, workdir))
+    counts = count_token_frequencies((r["answer"] for r in read_distillation_data(data)), tokenizer)
+    ids = frequent_token_subset(counts, size, len(tokenizer), always=required_token_ids(tokenizer))
+    answer_tokens = sum(counts.values())
+    covered = sum(counts[i] for i in ids) / answer_tokens if answer_tokens else 0.0
+    write_json(path, {"key": key, "token_ids": ids, "answer_tokens": answer_tokens, "coverage": covered})
+    return ids
+
+
+def export_variant(key: ModelKey, hf_dir: Path, weights: WeightFormat, dest: Path, token_ids: Sequence[int] = ()) -> Path:
+    """Export one draft variant: the ordinary optimum-intel route, or the trimmed-head route for ``head_tokens``
+    (exported from memory, then edited so GenAI still projects only the positions it samples)."""
+    from .frspec import SUBSET_FILE, add_sampled_tokens_gather, export_trimmed_draft
+    from .pruning import export_draft
+
+    if not key.head_tokens:
+        return export_draft(hf_dir, weights, dest).path
+    weight_files = sorted(hf_dir.glob("*.safetensors"))
+    stamp = {"source": str(hf_dir), "weights": weights.describe(), "token_ids": ids_digest(token_ids),
+             "checkpoint": [[f.name, f.stat().st_size, f.stat().st_mtime_ns] for f in weight_files]}
+    manifest = dest / "trimmed-export.json"
+    if read_json(manifest) == stamp and (dest / SUBSET_FILE).is_file():
+        return dest
+    export_trimmed_draft(hf_dir, token_ids, dest, weights)
+    add_sampled_tokens_gather(dest)
+    write_json(manifest, stamp)
+    return dest
+
+
+def ids_digest(token_ids: Sequence[int]) -> str:
+    """A short digest of a token subset (part of a trimmed export's identity)."""
+    return hashlib.sha256(",".join(map(str, token_ids)).encode()).hexdigest()[:16]
+
+
 def make_pruned_draft(preset: Preset, depth: int, plan: HealingPlan, data: Path, distances: AngularDistances,
                       formats: Sequence[WeightFormat], progress: bool = True, workdir: PathLike | None = None
                       ) -> PrunedDraft:
-    """Prune `depth` layers (the most redundant block) and heal; export the healed draft in every format of `formats`
-    and the unhealed one in the first (to show what healing bought)."""
+    """Prune `depth` layers (the most redundant block), repair and heal as `plan` says, and export every variant of
+    `plan.variants` in the first format of `formats`; healed variants go out in every format."""
     from .conversion import hf_source
     from .distill import heal
-    from .pruning import export_draft, prune_model
+    from .pruning import prune_model
 
     if not formats:
         raise ConfigError("Give at least one OpenVINO weight format for the pruned drafts.")
     folder = work_folder(preset, workdir)
     block = distances.best_block(depth)
-    pruned = prune_model(hf_source(preset.draft, workdir), folder / f"draft-pruned{depth}", block, method="angular (last token)")
-    healed = heal(pruned.path, data, folder / f"draft-pruned{depth}-healed", plan.heal, progress=progress)
-    if healed.action == "stopped":
-        raise ConfigError(f"Healing {healed.path} stopped at step {healed.steps_done}; run again to continue.")
-    openvino = {}
-    for hf_dir, is_healed, weights in [(pruned.path, False, formats[0]), *((healed.path, True, w) for w in formats)]:
-        key = draft_key(depth, is_healed, weights)
-        openvino[key] = export_draft(hf_dir, weights, folder / "openvino" / key.folder_name).path
-    return PrunedDraft(depth=depth, block=block, layers_left=distances.num_layers - depth, pruned_hf=pruned.path,
-                       healed_hf=healed.path, openvino=openvino, heal_losses=healed.losses,
-                       heal_seconds=healed.train_seconds)
+    source = hf_source(preset.draft, workdir)
+    pruned = prune_model(source, folder / f"draft-pruned{depth}", block, method="angular (last token)")
+    checkpoints = {ModelKey("draft", "", depth): pruned.path}
+    start, errors = pruned.path, None
+    if plan.repair:
+        from .replaceme import repair_pruned_model
+
+        repaired = repair_pruned_model(source, folder / f"draft-pruned{depth}-replaceme", block, calibration_texts(data))
+        checkpoints[ModelKey("draft", "", depth, repair="replaceme")] = start = repaired.path
+        errors = (repaired.mse_pruned, repaired.mse_repaired)
+    healed = None
+    if plan.heal is not None:
+        name = f"draft-pruned{depth}{'-replaceme' if plan.repair else ''}-healed"
+        healed = heal(start, data, folder / name, plan.heal, progress=progress)
+        if healed.action == "stopped":
+            raise ConfigError(f"Healing {healed.path} stopped at step {healed.steps_done}; run again to continue.")
+        checkpoints[ModelKey("draft", "", depth, healed=True, repair="replaceme" if plan.repair else "")] = healed.path
+    keys = plan.variants(depth, formats[0].tag)
+    keys += [replace(key, weights=w.tag) for key in keys if key.healed and not key.head_tokens for w in formats[1:]]
+    by_tag = {w.tag: w for w in formats}
+    openvino = {key: export_variant(key, checkpoints[key.hf_variant], by_tag[key.weights],
+                                    folder / "openvino" / key.folder_name,
+                                    head_token_ids(preset, key.head_tokens, data, workdir) if key.head_tokens else ())
+                for key in keys}
+    return PrunedDraft(depth=depth, block=block, layers_left=distances.num_layers - depth, checkpoints=checkpoints,
+                       openvino=openvino, heal_losses=healed.losses if healed else [],
+                       heal_seconds=healed.train_seconds if healed else 0.0, repair_errors=errors)
+
+
+def unpruned_variants(preset: Preset, plan: HealingPlan, data: Path, weights: WeightFormat,
+                      workdir: PathLike | None = None) -> dict[ModelKey, Path]:
+    """The unpruned draft with each trimmed output layer of `plan.head_tokens` (the control for the pruned ones)."""
+    from .conversion import hf_source
+
+    folder = work_folder(preset, workdir)
+    source = Path(hf_source(preset.draft, workdir))
+    return {key: export_variant(key, source, weights, folder / "openvino" / key.folder_name,
+                                head_token_ids(preset, key.head_tokens, data, workdir))
+            for key in plan.variants(0, weights.tag)}
 
 
 def make_pruned_drafts(preset: Preset, plan: HealingPlan, target_dir: Path, formats: Sequence[WeightFormat],
-                       progress: bool = True, workdir: PathLike | None = None) -> list[PrunedDraft]:
-    """Every depth of `plan`: data first (shared), distances once, then prune, heal and export each depth."""
+                       progress: bool = True, workdir: PathLike | None = None) -> tuple[list[PrunedDraft], dict[ModelKey, Path]]:
+    """Every depth of `plan`: data first (shared), distances once, then prune, repair, heal and export each depth; and
+    the unpruned draft's trimmed-head variants. Returns the pruned drafts and the unpruned variants."""
     data = distillation_data(preset, plan, target_dir, progress, workdir)
     distances = draft_distances(preset, progress, workdir)
     drafts = [make_pruned_draft(preset, depth, plan, data, distances, formats, progress, workdir) for depth in plan.depths]
+    unpruned = unpruned_variants(preset, plan, data, formats[0], workdir)
     write_json(work_folder(preset, workdir) / "pruned-drafts.json",
-               {"plan": plan.describe(), "formats": [w.describe() for w in formats], "drafts": [d.row() for d in drafts]})
-    return drafts
+               {"plan": plan.describe(), "formats": [w.describe() for w in formats], "drafts": [d.row() for d in drafts],
+                "unpruned variants": {str(k): str(v) for k, v in unpruned.items()}})
+    return drafts, unpruned

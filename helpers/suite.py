@@ -29,7 +29,7 @@ from .settings import BENCH, REPO_ROOT, SUITE
 REFERENCE = "target int4 alone"
 REFERENCE_MODEL = ModelKey("target", "int4")
 CONFIDENCE_THRESHOLD = SUITE.confidence_threshold
-SUITE_VERSION = 2  # bump when the meaning of a step changes, so old JSONs are not mixed with new ones
+SUITE_VERSION = 3  # bump when the meaning of a step changes, so old JSONs are not mixed with new ones
 SUMMARY_COLUMNS = ("step", "label", "runs", "tpot_ms", "throughput_tps", "ttft_ms", "acceptance_rate", "cost_ratio",
                    "tokens_per_step", "speedup", "speedup_lo", "speedup_hi", "e2e_speedup", "identical_to_baseline")
 
@@ -48,7 +48,8 @@ class RunSpec:
 
     @property
     def pruned(self) -> bool:
-        return bool(self.draft and self.draft.pruned)
+        """Whether the draft comes out of the pruning pipeline (pruned, repaired, healed or with a trimmed head)."""
+        return bool(self.draft and (self.draft.pruned or self.draft.head_tokens))
 
     @property
     def target_key(self) -> ModelKey:
@@ -121,24 +122,27 @@ def default_steps(ks: tuple[int, ...], lookup_ks: tuple[int, ...], draft_formats
     if plan:
         k = pruned_k
 
-        def draft_run(draft: ModelKey, what: str) -> RunSpec:
+        def draft_run(draft: ModelKey, threshold: float | None = None) -> RunSpec:
+            what = f"{draft.variant or 'unpruned'} {draft.weights} draft"
+            if threshold is not None:
+                return RunSpec(f"int4 + {what} threshold={threshold:g}", "int4", "draft", draft=draft, threshold=threshold)
             return RunSpec(f"int4 + {what} k={k}", "int4", "draft", k, draft)
 
-        runs = [draft_run(ModelKey("draft", "int4"), "int4 draft")]
-        for depth in plan.depths:
-            runs += [draft_run(ModelKey("draft", "int4", depth), f"pruned{depth} int4 draft, not healed"),
-                     draft_run(ModelKey("draft", "int4", depth, healed=True), f"pruned{depth}+healed int4 draft")]
-        deepest = max(plan.depths)
-        runs.append(RunSpec(f"int4 + pruned{deepest}+healed int4 draft threshold={CONFIDENCE_THRESHOLD:g}", "int4", "draft",
-                            draft=ModelKey("draft", "int4", deepest, healed=True), threshold=CONFIDENCE_THRESHOLD))
+        unpruned = ModelKey("draft", "int4")
+        drafts = [unpruned, *plan.variants(0, "int4"), *(key for d in plan.depths for key in plan.variants(d, "int4"))]
+        best = plan.variants(max(plan.depths), "int4")[-1]  # the most worked-on variant of the deepest cut
+        runs = [draft_run(key) for key in drafts]
+        runs += [draft_run(unpruned, CONFIDENCE_THRESHOLD), draft_run(best, CONFIDENCE_THRESHOLD)]
         steps.append(SuiteStep("pruned-drafts", f"int4 target with the draft depth-pruned by {', '.join(map(str, plan.depths))} "
-                               "layers, before and after healing, against the unpruned int4 draft; the deepest one also "
-                               "with a confidence threshold instead of a fixed k", tuple(runs)))
-        runs = [draft_run(ModelKey("draft", "int4-all"), "int4-all draft"),
-                *(draft_run(ModelKey("draft", "int4-all", d, healed=True), f"pruned{d}+healed int4-all draft")
-                  for d in plan.depths)]
-        steps.append(SuiteStep("lm-head-int4", "drafts with embeddings and lm_head compressed to int4 too (NNCF all_layers)",
-                               tuple(runs)))
+                               "layers (plain, repaired, healed, trimmed output layer, as planned) against the unpruned "
+                               "int4 draft, at equal k; the unpruned and the most worked-on deepest draft also with a "
+                               "confidence threshold", tuple(runs)))
+        if plan.heal is not None:
+            runs = [draft_run(ModelKey("draft", "int4-all")),
+                    *(draft_run(ModelKey("draft", "int4-all", d, healed=True, repair="replaceme" if plan.repair else ""))
+                      for d in plan.depths)]
+            steps.append(SuiteStep("lm-head-int4", "drafts with embeddings and lm_head compressed to int4 too (NNCF "
+                                   "all_layers)", tuple(runs)))
     if agent:
         unpruned = ModelKey("draft", "int4")
         runs = [RunSpec(f"agent: {s.label}", "int4", "draft" if s.draft else "lookup" if s.prompt_lookup else "alone",
@@ -146,10 +150,9 @@ def default_steps(ks: tuple[int, ...], lookup_ks: tuple[int, ...], draft_formats
                         unpruned if s.draft else None, s.assistant_confidence_threshold, agent=s)
                 for s in [*lever_setups(pruned_k)[1:], *combined_setups(pruned_k)]]
         if plan:
-            depth = max(plan.depths)
-            setup = AgentSetup(f"pruned{depth}+healed int4 draft k={pruned_k}", draft=True, num_assistant_tokens=pruned_k)
-            runs.append(RunSpec(f"agent: {setup.label}", "int4", "draft", pruned_k,
-                                ModelKey("draft", "int4", depth, healed=True), agent=setup))
+            best = plan.variants(max(plan.depths), "int4")[-1]
+            setup = AgentSetup(f"{best.variant} int4 draft k={pruned_k}", draft=True, num_assistant_tokens=pruned_k)
+            runs.append(RunSpec(f"agent: {setup.label}", "int4", "draft", pruned_k, best, agent=setup))
         steps.append(SuiteStep("agent", "the smolagents slide-deck task (web or offline search, python-pptx): the int4 "
                                "target with OpenVINO GenAI's defaults, then every speed lever alone and combined; a "
                                "different task per repeat", tuple(runs), kind="agent"))
@@ -227,7 +230,7 @@ def suite_models(preset: Preset, needed: set[ModelKey], workdir: PathLike | None
     formats = suite_formats(preset)
     folders = {}
     for key in sorted(needed, key=str):
-        if key.pruned:
+        if key.pruned or key.head_tokens:  # made by `pruned_models`
             continue
         spec = preset.target if key.role == "target" else preset.draft
         if spec.weights.tag != key.weights:
@@ -243,9 +246,9 @@ def pruned_models(settings: SuiteSettings, target_int4: Path, progress: bool = T
     if settings.plan is None:
         return {}
     formats = [suite_formats(settings.preset)[name] for name in ("int4", "int4-all")]
-    drafts = make_pruned_drafts(settings.preset, settings.plan, target_int4, formats, progress=progress,
-                                workdir=settings.workdir)
-    return {key: path for draft in drafts for key, path in draft.openvino.items()}
+    drafts, unpruned = make_pruned_drafts(settings.preset, settings.plan, target_int4, formats, progress=progress,
+                                          workdir=settings.workdir)
+    return {**unpruned, **{key: path for draft in drafts for key, path in draft.openvino.items()}}
 
 
 def models_needed(steps: list[SuiteStep]) -> set[ModelKey]:

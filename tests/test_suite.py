@@ -82,7 +82,7 @@ def test_pruned_drafts_and_agent_steps(tiny_models, tmp_path):
     from helpers.pruned_drafts import HealingPlan
 
     heal = HealConfig(steps=2, learning_rate=2e-3, batch_size=2, max_length=64, warmup_steps=0, save_steps=2)
-    plan = HealingPlan(depths=(1,), prompts=4, max_new_tokens=12, heal=heal)
+    plan = HealingPlan(depths=(1,), prompts=4, max_new_tokens=12, heal=heal, repair=True, head_tokens=(1024,))
     settings = tiny_settings(tmp_path, plan=plan, pruned_k=2, agent=True, agent_repeats=1, agent_max_steps=1,
                              agent_max_new_tokens=24, agent_search="offline",
                              steps=("pruned-drafts", "lm-head-int4", "agent"))
@@ -91,28 +91,36 @@ def test_pruned_drafts_and_agent_steps(tiny_models, tmp_path):
 
     pruned = json.loads((tmp_path / "pruned-drafts.json").read_text())
     labels = [row["label"] for row in pruned["summary"]]
-    assert labels == [suite.REFERENCE, "int4 + int4 draft k=2", "int4 + pruned1 int4 draft, not healed k=2",
-                      "int4 + pruned1+healed int4 draft k=2", "int4 + pruned1+healed int4 draft threshold=0.4"]
+    variants = ["unpruned", "head1k", "pruned1", "pruned1-replaceme", "pruned1-replaceme-healed", "pruned1-head1k",
+                "pruned1-replaceme-head1k", "pruned1-replaceme-healed-head1k"]
+    assert labels == [suite.REFERENCE, *(f"int4 + {v} int4 draft k=2" for v in variants),
+                      "int4 + unpruned int4 draft threshold=0.4",
+                      "int4 + pruned1-replaceme-healed-head1k int4 draft threshold=0.4"]
     models = pruned["settings"]["suite"]["models"]
-    assert models["draft pruned1-healed int4"] != models["draft pruned1 int4"]
-    assert pruned["settings"]["suite"]["signature"]["healing_plan"]["depths"] == [1]
-    healed_dir = models["draft pruned1-healed int4"]
+    assert len({models[f"draft {v} int4"] for v in variants[1:]}) == len(variants) - 1  # every variant its own folder
+    assert pruned["settings"]["suite"]["signature"]["healing_plan"]["head_tokens"] == [1024]
+    healed_dir = models["draft pruned1-replaceme-healed int4"]
     assert json.loads((Path(healed_dir) / "conversion.json").read_text())["weights"].startswith("int4")
+    trimmed = Path(models["draft pruned1-replaceme-healed-head1k int4"])
+    assert len(json.loads((trimmed / "frspec_tokens.json").read_text())["token_ids"]) == 1024
     for row in pruned["summary"][1:]:
         assert 0.0 <= row["acceptance_rate"] <= 1.0
 
     lm_head = json.loads((tmp_path / "lm-head-int4.json").read_text())
-    assert [row["label"] for row in lm_head["summary"]][1:] == ["int4 + int4-all draft k=2",
-                                                                "int4 + pruned1+healed int4-all draft k=2"]
+    assert [row["label"] for row in lm_head["summary"]][1:] == ["int4 + unpruned int4-all draft k=2",
+                                                                "int4 + pruned1-replaceme-healed int4-all draft k=2"]
     assert "all-layers" in json.loads((Path(lm_head["settings"]["suite"]["models"]["draft int4-all"])
                                        / "conversion.json").read_text())["weights"]
 
     agent = json.loads((tmp_path / "agent.json").read_text())
-    assert [row["label"] for row in agent["agent_summary"]] == [suite.REFERENCE, "agent + int4 draft k=2",
-                                                                "agent + pruned1+healed int4 draft k=2"]
-    assert len(agent["agent_runs"]) == 3 and all(r["steps"] for r in agent["agent_runs"])
+    agent_labels = [row["label"] for row in agent["agent_summary"]]
+    assert agent_labels[0] == suite.REFERENCE
+    assert "agent: draft k=2" in agent_labels and "agent: prefix caching off" in agent_labels
+    assert agent_labels[-1] == "agent: pruned1-replaceme-healed-head1k int4 draft k=2"
+    assert len(agent["agent_runs"]) == len(agent_labels) and all(r["steps"] for r in agent["agent_runs"])
+    assert {row["work"] for row in agent["agent_work"]} <= {"search", "slides", "answer", "code", "none"}
     summary = (tmp_path / "summary.md").read_text()
-    assert "## Agent task" in summary and "decks_written" in summary and "pruned1+healed int4-all" in summary
+    assert "## Agent task" in summary and "decks_written" in summary and "pruned1-replaceme-healed int4-all" in summary
 
 
 def test_cli_plans_pruning_and_agent_steps(tmp_path, capsys):

@@ -21,11 +21,12 @@ def healing_plan(args: argparse.Namespace) -> HealingPlan | None:
 
     if not args.prune_depths:
         return None
-    heal = HealConfig(steps=args.heal_steps, learning_rate=args.heal_lr, batch_size=args.heal_batch_size,
-                      max_length=args.heal_max_length, warmup_steps=min(10, max(1, args.heal_steps // 10)),
-                      save_steps=max(1, args.heal_steps // 3), bf16=args.heal_bf16)
+    heal = None if args.no_heal else HealConfig(
+        steps=args.heal_steps, learning_rate=args.heal_lr, batch_size=args.heal_batch_size, max_length=args.heal_max_length,
+        warmup_steps=min(10, max(1, args.heal_steps // 10)), save_steps=max(1, args.heal_steps // 3), bf16=args.heal_bf16)
     return HealingPlan(depths=tuple(args.prune_depths), prompts=args.distill_prompts,
-                       max_new_tokens=args.distill_max_new_tokens, heal=heal)
+                       max_new_tokens=args.distill_max_new_tokens, heal=heal, repair=args.repair,
+                       head_tokens=tuple(args.head_tokens or ()))
 
 
 def cmd_suite(args: argparse.Namespace) -> int:
@@ -94,6 +95,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="target answers to heal on: the 120 built-in prompts, then standard-library coding tasks")
     g.add_argument("--distill-max-new-tokens", type=positive_int, default=DISTILL.max_new_tokens,
                    help="tokens per target answer")
+    g.add_argument("--repair", action="store_true",
+                   help="also repair each cut without training (ReplaceMe: a least-squares map folded into the layer "
+                        "before it); healing then starts from the repaired draft")
+    g.add_argument("--no-heal", action="store_true", help="no fine-tuning (plain and repaired drafts only)")
+    g.add_argument("--head-tokens", type=positive_int, nargs="+", metavar="N",
+                   help="also each draft with its output layer trimmed to the N most frequent tokens of the target's "
+                        "answers (FR-Spec), e.g. 32768")
     g.add_argument("--heal-steps", type=positive_int, default=recipe.steps, help="optimizer steps per pruned draft")
     g.add_argument("--heal-lr", type=float, default=recipe.learning_rate, help="peak learning rate")
     g.add_argument("--heal-batch-size", type=positive_int, default=recipe.batch_size, help="examples per step")
