@@ -5,6 +5,8 @@ nothing else costs anything. With measured parts (all per step, t_plain = one pl
 
     predicted = E[tokens/step] * t_plain / (draft per step + verify + rest)
 
+(``rest`` here: everything else in the step; the pipeline's own TPOT also charges the draft's prefill to decoding.)
+
 where ``draft per step`` is (draft forwards per step) x (ms per draft forward), about k x t_draft_token. For the
 OpenVINO GenAI pipeline the parts come from its own metrics (see `pipeline_parts`); for the from-scratch loop
 (`helpers.sd_loop`) from its timers. Comparing ``verify`` with t_plain, and ``rest`` with zero, says which assumption
@@ -36,11 +38,12 @@ class StepParts:
     draft_calls_per_step: float = 0.0
     draft_token_ms: float = 0.0  # one draft forward (its own scheduling and sampling included)
     draft_infer_ms: float = 0.0  # of the draft's time per step, model inference
+    draft_prefill_ms: float = 0.0  # GenAI: the draft's prefill, which its TPOT counts as decode time (per step)
     verify_ms: float = 0.0  # the target's part of the step (GenAI: its whole step(); from scratch: its forward)
     verify_infer_ms: float = 0.0  # of which model inference
     sampling_ms: float = 0.0  # the sampler (where the pipeline reports it: target alone)
     trim_ms: float = 0.0  # from scratch: cutting KV caches back
-    rest_ms: float = 0.0  # step - draft - verify - trim: bookkeeping between the models
+    rest_ms: float = 0.0  # step - the parts above: bookkeeping between the models and between steps
     tpot_ms: float = 0.0  # decode time per token (GenAI's TPOT, or the loop's decode time / tokens)
     acceptance_rate: float | None = None
 
@@ -58,36 +61,39 @@ def _ms(values: Sequence[float]) -> list[float]:
 def pipeline_parts(result: Any, label: str, k: int = 0) -> StepParts:
     """Per-step parts of one ``LLMPipeline.generate([text], config)`` result, from GenAI's own raw metrics.
 
+    ``step_ms`` is the decode wall time (``m_new_token_times``, last minus first: exactly what GenAI's TPOT divides
+    by the tokens after the first) per step, so the parts add up to TPOT x tokens / steps.
     Plain pipeline: ``token_infer_durations`` is the wall time of each step() (entry 0: the prefill, left out),
     ``sampling_durations`` the sampler's part, ``inference_durations`` one running total (prefill included: its step
-    wall time stands in for its inference, they differ by one sampler call).
-    Speculative pipeline (2026.4, continuous batching): ``token_infer_durations`` holds whole SD steps,
-    ``main_model_metrics.raw_metrics.m_durations`` the target's step() wall per SD step and
-    ``draft_model_metrics.raw_metrics.m_durations`` one entry per draft forward, entry 0 being the draft's prefill.
-    The target's prefill is SD step 0; the draft's usually runs inside SD step 1 and is taken out of it.
+    wall time stands in for its inference, they differ by one sampler call); ``rest`` is the time between step() calls.
+    Speculative pipeline (2026.4, continuous batching): ``main_model_metrics.raw_metrics.m_durations`` holds the
+    target's step() wall per SD step, ``draft_model_metrics.raw_metrics.m_durations`` one entry per draft forward,
+    entry 0 being the draft's prefill. The target's prefill is SD step 0; the draft's runs inside SD step 1, after the
+    first token, so GenAI's TPOT counts it: it is reported as ``draft_prefill_ms`` (spread over the steps).
     """
     metrics = result.perf_metrics
     raw = metrics.raw_metrics
     steps_ms = _ms(raw.token_infer_durations)
-    decode = steps_ms[1:]
-    n = max(len(decode), 1)
+    times = _ms(raw.m_new_token_times)
+    n = max(len(times) - 1, 1)
     batch = list(raw.m_batch_sizes)
-    parts = StepParts(label=label, k=k, generated=float(metrics.get_num_generated_tokens()), steps=float(len(decode)),
-                      tpot_ms=float(metrics.get_tpot().mean), step_ms=sum(decode) / n,
+    parts = StepParts(label=label, k=k, generated=float(metrics.get_num_generated_tokens()), steps=float(len(times) - 1),
+                      tpot_ms=float(metrics.get_tpot().mean), step_ms=(times[-1] - times[0]) / n if times else 0.0,
                       tokens_per_step=sum(batch[1:]) / n if len(batch) > 1 else 1.0)
     extended = result.extended_perf_metrics
     if extended is None or not hasattr(extended, "main_model_metrics"):
-        parts.verify_ms = parts.step_ms
+        parts.verify_ms = sum(steps_ms[1:]) / n
         parts.verify_infer_ms = max(sum(_ms(raw.inference_durations)) - steps_ms[0], 0.0) / n if steps_ms else 0.0
         sampling = _ms(raw.sampling_durations)
         parts.sampling_ms = sum(sampling[1:]) / n if len(sampling) > 1 else 0.0
+        parts.rest_ms = parts.step_ms - parts.verify_ms
         return parts
     main, draft = extended.main_model_metrics, extended.draft_model_metrics
     main_ms, draft_ms = _ms(main.raw_metrics.m_durations), _ms(draft.raw_metrics.m_durations)
     main_prefill = main_ms[0] if main_ms else 0.0
     draft_prefill = draft_ms[0] if draft_ms else 0.0
-    if steps_ms and steps_ms[0] - main_prefill < 0.5 * draft_prefill:  # the draft's prefill ran after step 0
-        parts.step_ms = (sum(decode) - draft_prefill) / n
+    if steps_ms and steps_ms[0] - main_prefill < 0.5 * draft_prefill:  # the draft's prefill ran after the first token
+        parts.draft_prefill_ms = draft_prefill / n
     parts.verify_ms = sum(main_ms[1:]) / n
     parts.verify_infer_ms = max(sum(_ms(main.raw_metrics.inference_durations)) - main_prefill, 0.0) / n
     draft_decode = draft_ms[1:]
@@ -95,7 +101,7 @@ def pipeline_parts(result: Any, label: str, k: int = 0) -> StepParts:
     parts.draft_calls_per_step = len(draft_decode) / n
     parts.draft_token_ms = sum(draft_decode) / len(draft_decode) if draft_decode else 0.0
     parts.draft_infer_ms = max(sum(_ms(draft.raw_metrics.inference_durations)) - draft_prefill, 0.0) / n
-    parts.rest_ms = parts.step_ms - parts.draft_ms - parts.verify_ms
+    parts.rest_ms = parts.step_ms - parts.draft_ms - parts.verify_ms - parts.draft_prefill_ms
     parts.acceptance_rate = float(extended.get_draft_acceptance_rate())
     return parts
 
@@ -138,13 +144,14 @@ class Breakdown:
     verify_ms: float
     verify_infer_ms: float
     trim_ms: float
+    draft_prefill_ms: float
     rest_ms: float
     step_ms: float
     c: float  # draft forward / plain step
     verify_ratio: float  # verify / plain step (the blog assumes 1)
-    rest_ratio: float  # (trim + rest) / plain step (the blog assumes 0)
+    rest_ratio: float  # (trim + draft prefill + rest) / plain step (the blog assumes 0)
     blog_predicted: float  # E / (k c + 1) with the measured E and c
-    predicted: float  # E * t_plain / (draft + verify + trim + rest)
+    predicted: float  # E * t_plain / (draft + verify + trim + draft prefill + rest)
     measured: float  # median over pairs of TPOT(baseline) / TPOT(speculative)
     measured_lo: float
     measured_hi: float
@@ -157,8 +164,8 @@ class Breakdown:
     def shares(self) -> dict[str, float]:
         """Share of the step wall time per part."""
         total = self.step_ms or float("nan")
-        return {"draft": self.draft_ms / total, "verify": self.verify_ms / total,
-                "trim": self.trim_ms / total, "rest": self.rest_ms / total}
+        return {"draft": self.draft_ms / total, "verify": self.verify_ms / total, "trim": self.trim_ms / total,
+                "draft_prefill": self.draft_prefill_ms / total, "rest": self.rest_ms / total}
 
     def row(self) -> dict[str, Any]:
         return {**asdict(self), "agreement": self.agreement, **{f"share_{k}": v for k, v in self.shares().items()}}
@@ -171,12 +178,13 @@ def explain(sd: StepParts, plain: StepParts, measured: tuple[float, float, float
     check_k(sd.k)
     t_plain = plain.step_ms
     c = sd.draft_token_ms / t_plain
-    spent = sd.draft_ms + sd.verify_ms + sd.trim_ms + sd.rest_ms
+    other = sd.trim_ms + sd.draft_prefill_ms + sd.rest_ms
+    spent = sd.draft_ms + sd.verify_ms + other
     return Breakdown(
         label=sd.label, k=sd.k, tokens_per_step=sd.tokens_per_step, t_plain_ms=t_plain, draft_ms=sd.draft_ms,
         draft_token_ms=sd.draft_token_ms, verify_ms=sd.verify_ms, verify_infer_ms=sd.verify_infer_ms,
-        trim_ms=sd.trim_ms, rest_ms=sd.rest_ms, step_ms=sd.step_ms, c=c, verify_ratio=sd.verify_ms / t_plain,
-        rest_ratio=(sd.trim_ms + sd.rest_ms) / t_plain, blog_predicted=sd.tokens_per_step / (sd.k * c + 1.0),
+        trim_ms=sd.trim_ms, draft_prefill_ms=sd.draft_prefill_ms, rest_ms=sd.rest_ms, step_ms=sd.step_ms, c=c,
+        verify_ratio=sd.verify_ms / t_plain, rest_ratio=other / t_plain, blog_predicted=sd.tokens_per_step / (sd.k * c + 1.0),
         predicted=sd.tokens_per_step * t_plain / spent if spent > 0 else float("nan"),
         measured=measured[1], measured_lo=measured[0], measured_hi=measured[2],
     )
