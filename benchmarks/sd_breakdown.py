@@ -143,6 +143,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def overhead_row(parts: dict[str, Any]) -> dict[str, Any]:
+    """How much of a step is model inference, and where the rest sits (draft, verify, between)."""
+    infer = parts["draft_infer_ms"] + parts["verify_infer_ms"]
+    draft_extra = parts["draft_ms"] - parts["draft_infer_ms"]
+    verify_extra = parts["verify_ms"] - parts["verify_infer_ms"]
+    other = parts["trim_ms"] + parts["draft_prefill_ms"] + parts["rest_ms"]
+    return {"label": parts["label"], "step_ms": parts["step_ms"], "infer_ms": infer,
+            "non_infer_ms": parts["step_ms"] - infer, "draft_non_infer_ms": draft_extra,
+            "verify_non_infer_ms": verify_extra, "other_ms": other,
+            "non_infer_per_token_ms": (parts["step_ms"] - infer) / parts["tokens_per_step"]}
+
+
 def report(data: dict[str, Any]) -> str:
     """The tables the script prints."""
     control = data["control"]
@@ -176,6 +188,10 @@ def report(data: dict[str, Any]) -> str:
             f"{plain[PIPE_PLAIN]['verify_infer_ms']:.1f}, sampler {plain[PIPE_PLAIN]['sampling_ms']:.1f}), TPOT "
             f"{plain[PIPE_PLAIN]['tpot_ms']:.1f}; from-scratch loop {plain[LOOP_PLAIN]['step_ms']:.1f} ms (infer "
             f"{plain[LOOP_PLAIN]['verify_infer_ms']:.1f}).",
+            "", "Inference vs everything else, ms per step (non-infer = scheduling, sampler, bookkeeping):",
+            markdown_table([overhead_row(p) for p in data["parts"]], ["label", "step_ms", "infer_ms", "non_infer_ms",
+                                                                      "draft_non_infer_ms", "verify_non_infer_ms",
+                                                                      "other_ms", "non_infer_per_token_ms"]),
             "", "Identical to the baseline's output (share of runs): " + ", ".join(
                 f"{k}: {v:.2f}" for k, v in data["identical_to_baseline"].items()),
             f"Prompt tokens: {data['prompt_tokens']}; peak RSS {data['peak_rss_mb']:.0f} MiB; "

@@ -74,7 +74,7 @@ def pipeline_parts(result: Any, label: str, k: int = 0) -> StepParts:
     metrics = result.perf_metrics
     raw = metrics.raw_metrics
     steps_ms = _ms(raw.token_infer_durations)
-    times = _ms(raw.m_new_token_times)
+    times = [float(t) for t in raw.m_new_token_times]  # the binding gives these in ms, the durations in µs
     n = max(len(times) - 1, 1)
     batch = list(raw.m_batch_sizes)
     parts = StepParts(label=label, k=k, generated=float(metrics.get_num_generated_tokens()), steps=float(len(times) - 1),

@@ -61,10 +61,9 @@ def test_speculative_loop_is_lossless(lms, prompt_ids, tiny_models):
             assert result.tokens == reference.tokens, (k, ids[:5])
             assert 0 <= result.accepted <= result.drafted <= k * result.steps
             assert result.steps <= reference.steps
-            # both caches hold every committed token but the last (the draft: maybe its own last proposal too)
-            assert target.state_length() == target.past == len(ids) + result.generated - 1
-            assert draft.state_length() == draft.past
-            assert draft.past in (target.past, target.past - 1)
+            # the bookkeeping matches the states; the draft lags by the tokens it has still to catch up on
+            assert target.state_length() == target.past >= len(ids) + result.generated - 1
+            assert draft.state_length() == draft.past and target.past - 2 <= draft.past <= target.past
             rejected += result.drafted - result.accepted
             accepted += result.accepted
     assert rejected > 0 and accepted > 0  # both the trim and the accept path ran
@@ -75,6 +74,8 @@ def test_agreeing_draft_accepts_everything_and_catches_up(lms, prompt_ids):
     reference = greedy_generate(target, prompt_ids[0], 30)
     result = speculative_generate(target, same, prompt_ids[0], 4, 30)
     assert result.tokens == reference.tokens
+    # no end-of-sequence cut: the target holds every committed token but the last
+    assert target.state_length() == target.past == len(prompt_ids[0]) + result.generated - 1
     assert result.accepted == result.drafted > 0
     assert result.tokens_per_step > 1
 
