@@ -61,7 +61,7 @@ class StatefulLM:
         self.properties = dict(properties or {})
         self.compiled = ov.Core().compile_model(model, device, self.properties)
         self.request = self.compiled.create_infer_request()
-        self.seq_axis = 2  # KV states are [batch, kv_heads, sequence, head_size]
+        self.seq_axis = 2  # KV states are [batch, kv_heads, sequence, head_size] (the slicing in trim() assumes it)
         self.past = 0
         self.infer_ms = 0.0
         self.infer_calls = 0
@@ -102,10 +102,17 @@ class StatefulLM:
         if n_tokens > self.past:
             raise ConfigError(f"Cannot trim {n_tokens} tokens from a KV cache of {self.past}.")
         for state in self.request.query_state():
-            old = state.state  # a copy of the cache in the model's precision
+            old = state.state  # a copy of the cache (CPU: dequantized to f32 when the cache is u8)
             end = list(old.shape)
             end[self.seq_axis] -= n_tokens
-            state.state = ov.Tensor(old, [0] * len(end), end)  # a view of the kept part; the plugin copies it in
+            # The kept part must be a contiguous copy: in OpenVINO 2026.4 set_state() with a strided view (an ROI
+            # tensor) is exact for an f32 cache but silently wrong for the CPU default u8 cache. GenAI copies too.
+            try:
+                kept = ov.Tensor(_np().ascontiguousarray(old.data[:, :, : end[self.seq_axis]]))
+            except (RuntimeError, TypeError, ValueError):  # a type numpy cannot view (bf16): copy with OpenVINO
+                kept = ov.Tensor(old.element_type, end)
+                ov.Tensor(old, [0] * len(end), end).copy_to(kept)
+            state.state = kept
         self.past -= n_tokens
 
     def state_length(self) -> int:

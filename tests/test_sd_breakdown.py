@@ -97,6 +97,26 @@ def test_kv_trim_keeps_the_right_prefix(lms, prompt_ids):
         target.trim(target.past + 1)
 
 
+@pytest.mark.parametrize("properties", [EXACT_PROPERTIES, {}, {"KV_CACHE_PRECISION": "u8"}],
+                         ids=["exact", "cpu-defaults", "u8-kv-cache"])
+def test_trimmed_cache_gives_the_same_logits_as_a_fresh_one(tiny_models, prompt_ids, properties):
+    """A strided view passed to set_state() breaks a u8 KV cache (OpenVINO 2026.4, CPU): trim() must copy."""
+    import numpy as np
+
+    lm = StatefulLM(tiny_models.target, properties=properties)
+    ids = prompt_ids[1]
+    lm.forward(ids)
+    lm.forward([21, 22, 23, 24])
+    lm.trim(4)
+    lm.forward([21, 22])
+    trimmed = lm.request.get_output_tensor(0).data.copy()
+    lm.reset()
+    lm.forward(ids)
+    lm.forward([21, 22])
+    fresh = lm.request.get_output_tensor(0).data.copy()
+    assert np.array_equal(trimmed, fresh)
+
+
 @pytest.mark.parametrize("k", [0, -1, 33, 2.5, True])
 def test_bad_k_is_refused(lms, k):
     target, draft, _ = lms
