@@ -29,7 +29,7 @@ from helpers.errors import ConfigError
 from helpers.forward_cost import forward_cost, quartiles
 from helpers.fsutil import write_json
 from helpers.generation import chat_prompt, generation_config, load_pipeline
-from helpers.sd_breakdown import StepParts, explain, loop_parts, median_parts, pipeline_parts
+from helpers.sd_breakdown import StepParts, explain, loop_parts, median_parts, pipeline_parts, pipeline_raw
 from helpers.sd_loop import StatefulLM, chat_token_ids, check_k, eos_token_ids, greedy_generate, speculative_generate
 from helpers.speculative import EXACT_PROPERTIES
 from helpers.tables import markdown_table
@@ -85,6 +85,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
             def go(pid: str) -> tuple[StepParts, list[int] | str]:
                 result = pipe.generate([texts[pid]], config)
+                raw_lists[len(runs)] = pipeline_raw(result)
                 return pipeline_parts(result, label, k), result.texts[0]
         else:
             def go(pid: str) -> tuple[StepParts, list[int] | str]:
@@ -95,12 +96,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 return parts, out.tokens
         return go
 
+    runs: list[dict[str, Any]] = []
+    raw_lists: dict[int, dict[str, list[float]]] = {}  # run index -> GenAI's raw metrics
     labels = [PIPE_PLAIN, *[f"pipeline SD k={k}" for k in ks], LOOP_PLAIN, *[f"loop SD k={k}" for k in ks]]
     runners = {label: runner(label) for label in labels}
     for label in labels:
         for _ in range(args.warmup):
             runners[label](prompts[0].id)
-    runs: list[dict[str, Any]] = []
+    raw_lists.clear()
     started = time.perf_counter()
     for repeat in range(args.repeats):
         shift = repeat % len(labels)
@@ -139,7 +142,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "identical_to_baseline": identical,
         "control": control.to_dict(),
         "runs": [{**{k: v for k, v in r.items() if k != "parts"}, "parts": r["parts"].row(),
-                  "output": r["output"] if isinstance(r["output"], str) else list(r["output"])} for r in runs],
+                  "output": r["output"] if isinstance(r["output"], str) else list(r["output"]),
+                  "raw": raw_lists.get(i)} for i, r in enumerate(runs)],
     }
 
 

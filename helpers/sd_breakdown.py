@@ -67,8 +67,8 @@ def pipeline_parts(result: Any, label: str, k: int = 0) -> StepParts:
     ``sampling_durations`` the sampler's part, ``inference_durations`` one running total (prefill included: its step
     wall time stands in for its inference, they differ by one sampler call); ``rest`` is the time between step() calls.
     Speculative pipeline (2026.4, continuous batching): ``main_model_metrics.raw_metrics.m_durations`` holds the
-    target's step() wall per SD step, ``draft_model_metrics.raw_metrics.m_durations`` one entry per draft forward,
-    entry 0 being the draft's prefill. The target's prefill is SD step 0; the draft's runs inside SD step 1, after the
+    target's step() wall per SD step, ``draft_model_metrics.raw_metrics.m_durations`` one entry per draft forward
+    (its prefill among them, see below). The target's prefill is SD step 0; the draft's runs inside SD step 1, after the
     first token, so GenAI's TPOT counts it: it is reported as ``draft_prefill_ms`` (spread over the steps).
     """
     metrics = result.perf_metrics
@@ -91,19 +91,38 @@ def pipeline_parts(result: Any, label: str, k: int = 0) -> StepParts:
     main, draft = extended.main_model_metrics, extended.draft_model_metrics
     main_ms, draft_ms = _ms(main.raw_metrics.m_durations), _ms(draft.raw_metrics.m_durations)
     main_prefill = main_ms[0] if main_ms else 0.0
-    draft_prefill = draft_ms[0] if draft_ms else 0.0
-    if steps_ms and steps_ms[0] - main_prefill < 0.5 * draft_prefill:  # the draft's prefill ran after the first token
+    # The draft's prefill is its longest entry among the first three (entry 0 is often a ~0 ms leftover of the
+    # previous generate() call); it runs in SD step 0 or, usually, inside SD step 1, after the first token.
+    first = max(range(min(3, len(draft_ms))), key=lambda i: draft_ms[i], default=None)
+    draft_prefill = draft_ms[first] if first is not None else 0.0
+    draft_decode = [d for i, d in enumerate(draft_ms) if i != first]
+    if steps_ms and steps_ms[0] - main_prefill < 0.5 * draft_prefill:  # not in step 0: TPOT counts it
         parts.draft_prefill_ms = draft_prefill / n
     parts.verify_ms = sum(main_ms[1:]) / n
     parts.verify_infer_ms = max(sum(_ms(main.raw_metrics.inference_durations)) - main_prefill, 0.0) / n
-    draft_decode = draft_ms[1:]
     parts.draft_ms = sum(draft_decode) / n
     parts.draft_calls_per_step = len(draft_decode) / n
     parts.draft_token_ms = sum(draft_decode) / len(draft_decode) if draft_decode else 0.0
-    parts.draft_infer_ms = max(sum(_ms(draft.raw_metrics.inference_durations)) - draft_prefill, 0.0) / n
+    # GenAI's draft inference total can run a few ms past the wall times of the same calls: clamp
+    draft_infer = max(sum(_ms(draft.raw_metrics.inference_durations)) - draft_prefill, 0.0) / n
+    parts.draft_infer_ms = min(draft_infer, parts.draft_ms)
     parts.rest_ms = parts.step_ms - parts.draft_ms - parts.verify_ms - parts.draft_prefill_ms
     parts.acceptance_rate = float(extended.get_draft_acceptance_rate())
     return parts
+
+
+def pipeline_raw(result: Any) -> dict[str, list[float]]:
+    """The raw GenAI lists `pipeline_parts` reads (durations in µs, token times in ms), to keep with the results."""
+    raw = result.perf_metrics.raw_metrics
+    out = {name: [float(v) for v in getattr(raw, name)] for name in (
+        "token_infer_durations", "m_new_token_times", "m_batch_sizes", "inference_durations", "sampling_durations")}
+    extended = result.extended_perf_metrics
+    if extended is not None and hasattr(extended, "main_model_metrics"):
+        for model in ("main_model_metrics", "draft_model_metrics"):
+            metrics = getattr(extended, model).raw_metrics
+            for name in ("m_durations", "m_batch_sizes", "inference_durations"):
+                out[f"{model}.{name}"] = [float(v) for v in getattr(metrics, name)]
+    return out
 
 
 def loop_parts(result: LoopResult) -> StepParts:

@@ -167,6 +167,8 @@ def test_pipeline_breakdown_parts(tiny_models):
     assert plain.tokens_per_step == 1 and plain.draft_ms == 0 and plain.sampling_ms > 0
     assert spec.draft_calls_per_step > 0 and spec.draft_token_ms > 0 and 0 <= spec.acceptance_rate <= 1
     assert spec.draft_calls_per_step <= 3
+    assert spec.draft_prefill_ms > 0  # the draft's prefill runs after the first token and TPOT counts it
+    assert spec.draft_infer_ms <= spec.draft_ms
     breakdown = explain(spec, plain, (0.9, 1.0, 1.1))
     assert sum(breakdown.shares().values()) == pytest.approx(1.0)
     # with every part measured, the formula is the measured TPOT ratio of this run
@@ -205,6 +207,8 @@ def test_script_end_to_end(tiny_models, tmp_path, capsys):
     assert {"settings", "parts", "breakdown", "control", "runs", "identical_to_baseline"} <= data.keys()
     assert data["identical_to_baseline"]["loop SD k=2"] == 1.0
     assert [b["label"] for b in data["breakdown"]] == ["pipeline SD k=2", "loop SD k=2"]
+    pipeline_runs = [r for r in data["runs"] if r["label"].startswith("pipeline")]
+    assert all(r["raw"]["token_infer_durations"] for r in pipeline_runs)
     assert "Breakdown and the formula" in capsys.readouterr().out
 
 
