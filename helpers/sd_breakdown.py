@@ -1,0 +1,209 @@
+"""Where a speculative step's time goes: draft, verify and the rest, and the speedup formula with measured parts.
+
+The blog's model, Speedup = E[tokens] / (k c + 1), assumes that verifying k+1 tokens costs one plain token and that
+nothing else costs anything. With measured parts (all per step, t_plain = one plain decode step)::
+
+    predicted = E[tokens/step] * t_plain / (draft per step + verify + rest)
+
+(``rest`` here: everything else in the step; the pipeline's own TPOT also charges the draft's prefill to decoding.)
+
+where ``draft per step`` is (draft forwards per step) x (ms per draft forward), about k x t_draft_token. For the
+OpenVINO GenAI pipeline the parts come from its own metrics (see `pipeline_parts`); for the from-scratch loop
+(`helpers.sd_loop`) from its timers. Comparing ``verify`` with t_plain, and ``rest`` with zero, says which assumption
+of the blog's formula breaks on a given machine.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from .sd_loop import LoopResult, check_k
+
+
+@dataclass
+class StepParts:
+    """Mean ms per decode step (the prefill step excluded) of one run, or medians over runs."""
+
+    label: str
+    k: int = 0  # 0: no draft
+    runs: int = 1
+    generated: float = 0.0
+    steps: float = 0.0
+    tokens_per_step: float = 1.0
+    step_ms: float = 0.0  # wall time of one step
+    draft_ms: float = 0.0  # all draft forwards of the step
+    draft_calls_per_step: float = 0.0
+    draft_token_ms: float = 0.0  # one draft forward (its own scheduling and sampling included)
+    draft_infer_ms: float = 0.0  # of the draft's time per step, model inference
+    draft_prefill_ms: float = 0.0  # GenAI: the draft's prefill, which its TPOT counts as decode time (per step)
+    verify_ms: float = 0.0  # the target's part of the step (GenAI: its whole step(); from scratch: its forward)
+    verify_infer_ms: float = 0.0  # of which model inference
+    sampling_ms: float = 0.0  # the sampler (where the pipeline reports it: target alone)
+    trim_ms: float = 0.0  # from scratch: cutting KV caches back
+    rest_ms: float = 0.0  # step - the parts above: bookkeeping between the models and between steps
+    tpot_ms: float = 0.0  # decode time per token (GenAI's TPOT, or the loop's decode time / tokens)
+    acceptance_rate: float | None = None
+
+    def row(self) -> dict[str, Any]:
+        return asdict(self)
+
+    to_dict = row
+
+
+def _ms(values: Sequence[float]) -> list[float]:
+    """GenAI's raw durations are microseconds."""
+    return [float(v) / 1e3 for v in values]
+
+
+def pipeline_parts(result: Any, label: str, k: int = 0) -> StepParts:
+    """Per-step parts of one ``LLMPipeline.generate([text], config)`` result, from GenAI's own raw metrics.
+
+    ``step_ms`` is the decode wall time (``m_new_token_times``, last minus first: exactly what GenAI's TPOT divides
+    by the tokens after the first) per step, so the parts add up to TPOT x tokens / steps.
+    Plain pipeline: ``token_infer_durations`` is the wall time of each step() (entry 0: the prefill, left out),
+    ``sampling_durations`` the sampler's part, ``inference_durations`` one running total (prefill included: its step
+    wall time stands in for its inference, they differ by one sampler call); ``rest`` is the time between step() calls.
+    Speculative pipeline (2026.4, continuous batching): ``main_model_metrics.raw_metrics.m_durations`` holds the
+    target's step() wall per SD step, ``draft_model_metrics.raw_metrics.m_durations`` one entry per draft forward
+    (its prefill among them, see below). The target's prefill is SD step 0; the draft's runs inside SD step 1, after the
+    first token, so GenAI's TPOT counts it: it is reported as ``draft_prefill_ms`` (spread over the steps).
+    """
+    metrics = result.perf_metrics
+    raw = metrics.raw_metrics
+    steps_ms = _ms(raw.token_infer_durations)
+    times = [float(t) for t in raw.m_new_token_times]  # the binding gives these in ms, the durations in µs
+    n = max(len(times) - 1, 1)
+    batch = list(raw.m_batch_sizes)
+    parts = StepParts(label=label, k=k, generated=float(metrics.get_num_generated_tokens()), steps=float(len(times) - 1),
+                      tpot_ms=float(metrics.get_tpot().mean), step_ms=(times[-1] - times[0]) / n if times else 0.0,
+                      tokens_per_step=sum(batch[1:]) / n if len(batch) > 1 else 1.0)
+    extended = result.extended_perf_metrics
+    if extended is None or not hasattr(extended, "main_model_metrics"):
+        parts.verify_ms = sum(steps_ms[1:]) / n
+        parts.verify_infer_ms = max(sum(_ms(raw.inference_durations)) - steps_ms[0], 0.0) / n if steps_ms else 0.0
+        sampling = _ms(raw.sampling_durations)
+        parts.sampling_ms = sum(sampling[1:]) / n if len(sampling) > 1 else 0.0
+        parts.rest_ms = parts.step_ms - parts.verify_ms
+        return parts
+    main, draft = extended.main_model_metrics, extended.draft_model_metrics
+    main_ms, draft_ms = _ms(main.raw_metrics.m_durations), _ms(draft.raw_metrics.m_durations)
+    main_prefill = main_ms[0] if main_ms else 0.0
+    # The draft's prefill is its longest entry among the first three (entry 0 is often a ~0 ms leftover of the
+    # previous generate() call); it runs in SD step 0 or, usually, inside SD step 1, after the first token.
+    first = max(range(min(3, len(draft_ms))), key=lambda i: draft_ms[i], default=None)
+    draft_prefill = draft_ms[first] if first is not None else 0.0
+    draft_decode = [d for i, d in enumerate(draft_ms) if i != first]
+    if steps_ms and steps_ms[0] - main_prefill < 0.5 * draft_prefill:  # not in step 0: TPOT counts it
+        parts.draft_prefill_ms = draft_prefill / n
+    parts.verify_ms = sum(main_ms[1:]) / n
+    parts.verify_infer_ms = max(sum(_ms(main.raw_metrics.inference_durations)) - main_prefill, 0.0) / n
+    parts.draft_ms = sum(draft_decode) / n
+    parts.draft_calls_per_step = len(draft_decode) / n
+    parts.draft_token_ms = sum(draft_decode) / len(draft_decode) if draft_decode else 0.0
+    # GenAI's draft inference total can run a few ms past the wall times of the same calls: clamp
+    draft_infer = max(sum(_ms(draft.raw_metrics.inference_durations)) - draft_prefill, 0.0) / n
+    parts.draft_infer_ms = min(draft_infer, parts.draft_ms)
+    parts.rest_ms = parts.step_ms - parts.draft_ms - parts.verify_ms - parts.draft_prefill_ms
+    parts.acceptance_rate = float(extended.get_draft_acceptance_rate())
+    return parts
+
+
+def pipeline_raw(result: Any) -> dict[str, list[float]]:
+    """The raw GenAI lists `pipeline_parts` reads (durations in µs, token times in ms), to keep with the results."""
+    raw = result.perf_metrics.raw_metrics
+    out = {name: [float(v) for v in getattr(raw, name)] for name in (
+        "token_infer_durations", "m_new_token_times", "m_batch_sizes", "inference_durations", "sampling_durations")}
+    extended = result.extended_perf_metrics
+    if extended is not None and hasattr(extended, "main_model_metrics"):
+        for model in ("main_model_metrics", "draft_model_metrics"):
+            metrics = getattr(extended, model).raw_metrics
+            for name in ("m_durations", "m_batch_sizes", "inference_durations"):
+                out[f"{model}.{name}"] = [float(v) for v in getattr(metrics, name)]
+    return out
+
+
+def loop_parts(result: LoopResult) -> StepParts:
+    """Per-step parts of one from-scratch run (`helpers.sd_loop`)."""
+    per = result.per_step()
+    n = max(result.steps, 1)
+    return StepParts(label=result.label, k=result.k, generated=float(result.generated), steps=float(result.steps),
+                     tokens_per_step=result.tokens_per_step, step_ms=per["step_ms"], draft_ms=per["draft_ms"],
+                     draft_calls_per_step=result.draft_calls / n, draft_token_ms=per["draft_token_ms"],
+                     draft_infer_ms=result.draft_infer_ms / n,
+                     verify_ms=per["verify_ms"], verify_infer_ms=result.target_infer_ms / n, trim_ms=per["trim_ms"],
+                     rest_ms=per["other_ms"], tpot_ms=result.tpot_ms, acceptance_rate=result.acceptance_rate)
+
+
+def median_parts(runs: Sequence[StepParts]) -> StepParts:
+    """Field-wise medians over runs of the same configuration."""
+    if not runs:
+        raise ValueError("median_parts needs at least one run.")
+    out = StepParts(label=runs[0].label, k=runs[0].k, runs=len(runs))
+    for f in fields(StepParts):
+        if f.name in ("label", "k", "runs"):
+            continue
+        values = [getattr(r, f.name) for r in runs if getattr(r, f.name) is not None]
+        setattr(out, f.name, statistics.median(values) if values else None)
+    return out
+
+
+@dataclass
+class Breakdown:
+    """One speculative configuration against its plain baseline: parts relative to t_plain and three speedups."""
+
+    label: str
+    k: int
+    tokens_per_step: float
+    t_plain_ms: float  # one plain decode step of the baseline
+    draft_ms: float
+    draft_token_ms: float
+    verify_ms: float
+    verify_infer_ms: float
+    trim_ms: float
+    draft_prefill_ms: float
+    rest_ms: float
+    step_ms: float
+    c: float  # draft forward / plain step
+    verify_ratio: float  # verify / plain step (the blog assumes 1)
+    rest_ratio: float  # (trim + draft prefill + rest) / plain step (the blog assumes 0)
+    blog_predicted: float  # E / (k c + 1) with the measured E and c
+    predicted: float  # E * t_plain / (draft + verify + trim + draft prefill + rest)
+    measured: float  # median over pairs of TPOT(baseline) / TPOT(speculative)
+    measured_lo: float
+    measured_hi: float
+
+    @property
+    def agreement(self) -> float:
+        """predicted / measured - 1."""
+        return self.predicted / self.measured - 1.0 if self.measured else float("nan")
+
+    def shares(self) -> dict[str, float]:
+        """Share of the step wall time per part."""
+        total = self.step_ms or float("nan")
+        return {"draft": self.draft_ms / total, "verify": self.verify_ms / total, "trim": self.trim_ms / total,
+                "draft_prefill": self.draft_prefill_ms / total, "rest": self.rest_ms / total}
+
+    def row(self) -> dict[str, Any]:
+        return {**asdict(self), "agreement": self.agreement, **{f"share_{k}": v for k, v in self.shares().items()}}
+
+    to_dict = row
+
+
+def explain(sd: StepParts, plain: StepParts, measured: tuple[float, float, float]) -> Breakdown:
+    """Put a speculative configuration's parts against the plain step; `measured` is (q1, median, q3) of speedups."""
+    check_k(sd.k)
+    t_plain = plain.step_ms
+    c = sd.draft_token_ms / t_plain
+    other = sd.trim_ms + sd.draft_prefill_ms + sd.rest_ms
+    spent = sd.draft_ms + sd.verify_ms + other
+    return Breakdown(
+        label=sd.label, k=sd.k, tokens_per_step=sd.tokens_per_step, t_plain_ms=t_plain, draft_ms=sd.draft_ms,
+        draft_token_ms=sd.draft_token_ms, verify_ms=sd.verify_ms, verify_infer_ms=sd.verify_infer_ms,
+        trim_ms=sd.trim_ms, draft_prefill_ms=sd.draft_prefill_ms, rest_ms=sd.rest_ms, step_ms=sd.step_ms, c=c,
+        verify_ratio=sd.verify_ms / t_plain, rest_ratio=other / t_plain, blog_predicted=sd.tokens_per_step / (sd.k * c + 1.0),
+        predicted=sd.tokens_per_step * t_plain / spent if spent > 0 else float("nan"),
+        measured=measured[1], measured_lo=measured[0], measured_hi=measured[2],
+    )
