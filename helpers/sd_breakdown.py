@@ -16,11 +16,15 @@ of the blog's formula breaks on a given machine.
 from __future__ import annotations
 
 import statistics
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 from typing import Any
 
+from .errors import ConfigError
 from .sd_loop import LoopResult, check_k
+from .tables import markdown_table
 
 
 @dataclass
@@ -207,3 +211,182 @@ def explain(sd: StepParts, plain: StepParts, measured: tuple[float, float, float
         predicted=sd.tokens_per_step * t_plain / spent if spent > 0 else float("nan"),
         measured=measured[1], measured_lo=measured[0], measured_hi=measured[2],
     )
+
+
+PIPE_PLAIN, LOOP_PLAIN = "pipeline target alone", "loop greedy"
+
+
+@dataclass(frozen=True)
+class BreakdownSettings:
+    """What `measure_breakdown` runs: the pair, the k values, and how much of each."""
+
+    target: Path
+    draft: Path
+    ks: tuple[int, ...] = (3,)
+    prompts: int = 4  # the first N built-in prompts
+    max_new_tokens: int = 128
+    repeats: int = 2
+    warmup: int = 1
+    device: str = "CPU"
+    exact: bool = False  # f32 inference and KV cache, no dynamic quantization
+    context: int = 256  # KV-cache length of the t(n) control
+    ns: tuple[int, ...] = (1, 2, 3, 4, 5, 8)
+    forward_repeats: int = 20
+
+    def __post_init__(self) -> None:
+        for k in self.ks:
+            check_k(k)
+        if min(self.prompts, self.repeats, self.max_new_tokens, self.forward_repeats, self.context, *self.ns) < 1 \
+                or self.warmup < 0:
+            raise ConfigError("prompts, repeats, max_new_tokens, forward_repeats, context and every n must be >= 1, "
+                              "warmup >= 0.")
+
+
+def measure_breakdown(settings: BreakdownSettings, progress: bool = True) -> dict[str, Any]:
+    """Interleaved, per prompt and repeat: the target alone and the speculative LLMPipeline at every k, then a plain
+    greedy loop and the from-scratch speculative loop on the same IRs; then the t(n)/t(1) control. Plain data."""
+    from tqdm.auto import tqdm
+
+    from .benchmark import machine_description, peak_rss_mb
+    from .forward_cost import forward_cost, quartiles
+    from .generation import chat_prompt, generation_config, load_pipeline
+    from .prompts import builtin_prompts
+    from .sd_loop import StatefulLM, chat_token_ids, eos_token_ids, greedy_generate, speculative_generate
+    from .speculative import EXACT_PROPERTIES
+
+    args = settings
+    props = EXACT_PROPERTIES if args.exact else {}
+    prompts = builtin_prompts()[: args.prompts]
+    ks = list(dict.fromkeys(args.ks))
+    base = load_pipeline(args.target, args.device, **props)
+    sd = load_pipeline(args.target, args.device, draft_dir=args.draft, **props)
+    target, draft = StatefulLM(args.target, args.device, props), StatefulLM(args.draft, args.device, props)
+    eos = eos_token_ids(args.target)
+    texts = {p.id: chat_prompt(base, p.text) for p in prompts}
+    ids = {p.id: chat_token_ids(args.target, p.text) for p in prompts}
+
+    def runner(label: str) -> Any:
+        k = int(label.rsplit("=", 1)[1]) if "k=" in label else 0
+        if label.startswith("pipeline"):
+            pipe, config = (sd, generation_config(args.max_new_tokens, num_assistant_tokens=k)) if k else \
+                (base, generation_config(args.max_new_tokens))
+
+            def go(pid: str) -> tuple[StepParts, list[int] | str]:
+                result = pipe.generate([texts[pid]], config)
+                raw_lists[len(runs)] = pipeline_raw(result)
+                return pipeline_parts(result, label, k), result.texts[0]
+        else:
+            def go(pid: str) -> tuple[StepParts, list[int] | str]:
+                out = speculative_generate(target, draft, ids[pid], k, args.max_new_tokens, eos) if k else \
+                    greedy_generate(target, ids[pid], args.max_new_tokens, eos)
+                parts = loop_parts(out)
+                parts.label = label
+                return parts, out.tokens
+        return go
+
+    runs: list[dict[str, Any]] = []
+    raw_lists: dict[int, dict[str, list[float]]] = {}  # run index -> GenAI's raw metrics
+    labels = [PIPE_PLAIN, *[f"pipeline SD k={k}" for k in ks], LOOP_PLAIN, *[f"loop SD k={k}" for k in ks]]
+    runners = {label: runner(label) for label in labels}
+    for label in labels:
+        for _ in range(args.warmup):
+            runners[label](prompts[0].id)
+    raw_lists.clear()
+    started = time.perf_counter()
+    with tqdm(total=args.repeats * len(prompts) * len(labels), desc="breakdown", disable=not progress, leave=False) as bar:
+        for repeat in range(args.repeats):
+            shift = repeat % len(labels)
+            for prompt in prompts:
+                for label in labels[shift:] + labels[:shift]:
+                    parts, output = runners[label](prompt.id)
+                    runs.append({"label": label, "prompt": prompt.id, "repeat": repeat, "parts": parts, "output": output})
+                    bar.update()
+    bench_s = time.perf_counter() - started
+    context = [t for p in prompts for t in ids[p.id]]
+    context = (context * (args.context // max(len(context), 1) + 1))[: args.context]
+    control = forward_cost(target, context, args.ns, repeats=args.forward_repeats)
+
+    def pairs(label: str, baseline: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        base_runs = {(r["prompt"], r["repeat"]): r for r in runs if r["label"] == baseline}
+        return [(base_runs[(r["prompt"], r["repeat"])], r) for r in runs if r["label"] == label]
+
+    medians = {label: median_parts([r["parts"] for r in runs if r["label"] == label]) for label in labels}
+    breakdowns, identical = [], {}
+    for label in labels:
+        baseline = PIPE_PLAIN if label.startswith("pipeline") else LOOP_PLAIN
+        matched = pairs(label, baseline)
+        identical[label] = sum(b["output"] == c["output"] for b, c in matched) / len(matched)
+        if label in (PIPE_PLAIN, LOOP_PLAIN):
+            continue
+        ratios = [b["parts"].tpot_ms / c["parts"].tpot_ms for b, c in matched if c["parts"].tpot_ms > 0]
+        breakdowns.append(explain(medians[label], medians[baseline], quartiles(ratios)))
+    return {
+        "settings": {**{k: str(v) if isinstance(v, Path) else v for k, v in asdict(args).items()},
+                     "properties": {k: str(v) for k, v in props.items()},
+                     "prompts": [p.id for p in prompts], "benchmark_seconds": bench_s},
+        "machine": machine_description(), "peak_rss_mb": peak_rss_mb(),
+        "prompt_tokens": {pid: len(v) for pid, v in ids.items()},
+        "parts": [medians[label].row() for label in labels],
+        "breakdown": [b.row() for b in breakdowns],
+        "identical_to_baseline": identical,
+        "control": control.to_dict(),
+        "runs": [{**{k: v for k, v in r.items() if k != "parts"}, "parts": r["parts"].row(),
+                  "output": r["output"] if isinstance(r["output"], str) else list(r["output"]),
+                  "raw": raw_lists.get(i)} for i, r in enumerate(runs)],
+    }
+
+
+def overhead_row(parts: dict[str, Any]) -> dict[str, Any]:
+    """How much of a step is model inference, and where the rest sits (draft, verify, between)."""
+    infer = parts["draft_infer_ms"] + parts["verify_infer_ms"]
+    draft_extra = parts["draft_ms"] - parts["draft_infer_ms"]
+    verify_extra = parts["verify_ms"] - parts["verify_infer_ms"]
+    other = parts["trim_ms"] + parts["draft_prefill_ms"] + parts["rest_ms"]
+    return {"label": parts["label"], "step_ms": parts["step_ms"], "infer_ms": infer,
+            "non_infer_ms": parts["step_ms"] - infer, "draft_non_infer_ms": draft_extra,
+            "verify_non_infer_ms": verify_extra, "other_ms": other,
+            "non_infer_per_token_ms": (parts["step_ms"] - infer) / parts["tokens_per_step"]}
+
+
+def breakdown_report(data: dict[str, Any]) -> str:
+    """The tables `measure_breakdown`'s data makes: parts, breakdown with the formula, control, overheads."""
+    control = data["control"]
+    t1, t1s = control["rows"][0]["t_ms"], control["t1_steady_ms"][1]
+    plain = {p["label"]: p for p in data["parts"]}
+    out = ["## Per-step parts (medians over runs; ms per decode step)", markdown_table(data["parts"], [
+        "label", "runs", "generated", "tokens_per_step", "acceptance_rate", "tpot_ms", "step_ms", "draft_ms",
+        "draft_calls_per_step", "draft_token_ms", "draft_infer_ms", "verify_ms", "verify_infer_ms", "sampling_ms",
+        "trim_ms", "draft_prefill_ms", "rest_ms"])]
+    rows = []
+    for b in data["breakdown"]:
+        n = min(b["k"] + 1, max(r["n"] for r in control["rows"]))
+        t_n = next((r for r in control["rows"] if r["n"] == n), None)
+        rows.append({**b, "control_t(k+1)/t(1)": t_n["ratio"] if t_n else None})
+    out += ["", "## Breakdown and the formula with measured parts (ratios relative to one plain step t_plain)",
+            markdown_table(rows, ["label", "k", "tokens_per_step", "t_plain_ms", "c", "draft_ms", "verify_ms",
+                                  "verify_ratio", "control_t(k+1)/t(1)", "trim_ms", "draft_prefill_ms", "rest_ms",
+                                  "rest_ratio",
+                                  "blog_predicted", "predicted", "measured", "measured_lo", "measured_hi",
+                                  "agreement"]),
+            "", "predicted = tokens/step * t_plain / (draft + verify + trim + draft_prefill + rest); "
+                "blog_predicted = tokens/step / (k c + 1); measured = median over (prompt, repeat) pairs of "
+                "TPOT(baseline) / TPOT(SD), lo/hi quartiles.",
+            "", f"## Raw-OpenVINO control on the target IR, KV cache of {control['context']} tokens, "
+                f"{control['repeats']} repeats (ms of request.infer() only)",
+            markdown_table(control["rows"], ["n", "t_ms", "t_lo_ms", "t_hi_ms", "ratio", "ratio_lo", "ratio_hi"]),
+            "", f"t(1) right after a KV trim {t1:.1f} ms; t(1) after another forward (plain decoding) {t1s:.1f} ms "
+                f"(quartiles {control['t1_steady_ms'][0]:.1f}-{control['t1_steady_ms'][2]:.1f}); one trim "
+                f"(query_state + set_state) {control['trim_ms'][1]:.1f} ms.",
+            f"Plain decode step: pipeline {plain[PIPE_PLAIN]['step_ms']:.1f} ms (infer "
+            f"{plain[PIPE_PLAIN]['verify_infer_ms']:.1f}, sampler {plain[PIPE_PLAIN]['sampling_ms']:.1f}), TPOT "
+            f"{plain[PIPE_PLAIN]['tpot_ms']:.1f}; from-scratch loop {plain[LOOP_PLAIN]['step_ms']:.1f} ms (infer "
+            f"{plain[LOOP_PLAIN]['verify_infer_ms']:.1f}).",
+            "", "Inference vs everything else, ms per step (non-infer = scheduling, sampler, bookkeeping):",
+            markdown_table([overhead_row(p) for p in data["parts"]], ["label", "step_ms", "infer_ms", "non_infer_ms",
+                                                                      "draft_non_infer_ms", "verify_non_infer_ms",
+                                                                      "other_ms", "non_infer_per_token_ms"]),
+            "", "Identical to the baseline's output (share of runs): " + ", ".join(
+                f"{k}: {v:.2f}" for k, v in data["identical_to_baseline"].items()),
+            f"Prompt tokens: {data['prompt_tokens']}; peak RSS {data['peak_rss_mb']:.0f} MiB; "
+            f"benchmark {data['settings']['benchmark_seconds']:.0f} s."]
+    return "\n".join(out)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import subprocess
@@ -11,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from helpers.benchmark import builtin_prompts
+from helpers.commands import main
 from helpers.errors import ConfigError
 from helpers.forward_cost import forward_cost
 from helpers.generation import chat_prompt, generation_config, load_pipeline
-from helpers.sd_breakdown import explain, loop_parts, median_parts, pipeline_parts
+from helpers.prompts import builtin_prompts
+from helpers.sd_breakdown import BreakdownSettings, explain, loop_parts, median_parts, pipeline_parts
 from helpers.sd_loop import (
     StatefulLM,
     chat_token_ids,
@@ -190,29 +190,33 @@ def test_loop_parts_add_up(lms, prompt_ids):
     assert breakdown.predicted > 0 and breakdown.verify_ratio > 0
 
 
-def _script():
-    spec = importlib.util.spec_from_file_location("sd_breakdown_script", ROOT / "benchmarks" / "sd_breakdown.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_script_end_to_end(tiny_models, tmp_path, capsys):
-    script = _script()
+def test_breakdown_command_end_to_end(tiny_models, tmp_path, capsys):
     out = tmp_path / "breakdown.json"
-    assert script.main(["--target", str(tiny_models.target), "--draft", str(tiny_models.draft), "-k", "2", "--prompts",
-                        "1", "--max-new-tokens", "12", "--repeats", "1", "--warmup", "0", "--forward-repeats", "2",
-                        "--ns", "1", "3", "--context", "32", "--exact", "--json", str(out)]) == 0
+    assert main(["breakdown", "--target", str(tiny_models.target), "--draft", str(tiny_models.draft), "-k", "2",
+                 "--prompts", "1", "--max-new-tokens", "12", "--repeats", "1", "--warmup", "0", "--forward-repeats", "2",
+                 "--ns", "1", "3", "--context", "32", "--exact", "--json", str(out)]) == 0
     data = json.loads(out.read_text())
     assert {"settings", "parts", "breakdown", "control", "runs", "identical_to_baseline"} <= data.keys()
     assert data["identical_to_baseline"]["loop SD k=2"] == 1.0
     assert [b["label"] for b in data["breakdown"]] == ["pipeline SD k=2", "loop SD k=2"]
     pipeline_runs = [r for r in data["runs"] if r["label"].startswith("pipeline")]
     assert all(r["raw"]["token_infer_durations"] for r in pipeline_runs)
+    assert "breakdown" in data["settings"]["command"]
     assert "Breakdown and the formula" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("k", ["0", "-2", "40"])
-def test_script_refuses_bad_k(k):
+@pytest.mark.parametrize("k", ["0", "-2"])
+def test_the_command_refuses_bad_k(k, capsys):
+    with pytest.raises(SystemExit) as refused:
+        main(["breakdown", "--target", "t", "--draft", "d", "-k", k])
+    assert refused.value.code == 2 and "must be at least 1" in capsys.readouterr().err
+
+
+def test_the_command_refuses_a_k_too_large(capsys):
+    assert main(["breakdown", "--target", "t", "--draft", "d", "-k", "40"]) == 2
+    assert "between 1 and 32" in capsys.readouterr().err
+
+
+def test_settings_refuse_bad_k():
     with pytest.raises(ConfigError, match="between 1 and 32"):
-        _script().parse_args(["--target", "t", "--draft", "d", "-k", k])
+        BreakdownSettings(target=Path("t"), draft=Path("d"), ks=(40,))

@@ -131,5 +131,6 @@ def test_cli_plans_pruning_and_agent_steps(tmp_path, capsys):
     assert "pruned-drafts" in out and "lm-head-int4" in out and "agent" in out
     assert main([*args[:-1], "--no-agent", "--list"]) == 0
     assert "| agent" not in capsys.readouterr().out
-    assert main(["suite", "--preset", "tiny", "--prune-depths", "0", "--list"]) == 2
-    assert "at least one depth" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as refused:
+        main(["suite", "--preset", "tiny", "--prune-depths", "0", "--list"])
+    assert refused.value.code == 2 and "must be at least 1" in capsys.readouterr().err

@@ -9,6 +9,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from ..errors import ConfigError
 from ..settings import BENCH
 from ..tables import markdown_table
 from .common import add_command, invocation, model_options, non_negative_int, positive_int, resolve_device, resolve_models
@@ -80,6 +81,29 @@ def cmd_dq(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_breakdown(args: argparse.Namespace) -> int:
+    from ..fsutil import write_json
+    from ..sd_breakdown import BreakdownSettings, breakdown_report, measure_breakdown
+    from ..sd_loop import check_k
+
+    for k in args.num_assistant_tokens:
+        check_k(k)  # before converting or loading anything
+    models = resolve_models(args)
+    if models.draft is None:
+        raise ConfigError("The breakdown compares speculative decoding with the target alone: it needs a draft.")
+    settings = BreakdownSettings(
+        target=models.target, draft=models.draft, ks=tuple(args.num_assistant_tokens), prompts=args.prompts,
+        max_new_tokens=args.max_new_tokens, repeats=args.repeats, warmup=args.warmup, device=resolve_device(args),
+        exact=args.exact, context=args.context, ns=tuple(args.ns), forward_repeats=args.forward_repeats)
+    data = measure_breakdown(settings)
+    data["settings"]["command"] = invocation()
+    print(breakdown_report(data))
+    if args.json:
+        write_json(Path(args.json), data)
+        print(f"wrote {args.json}")
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     from ..dynamic_quant import DEFAULT_GROUP_SIZES
 
@@ -106,6 +130,30 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--exact", action="store_true", help="f32 inference and KV cache, no dynamic quantization")
     p.add_argument("--json", help="write runs and summary to this JSON file")
     p.set_defaults(handler=cmd_bench)
+
+    p = add_command(sub, "breakdown", "where speculative decoding's time goes: pipeline vs a from-scratch loop",
+                    "Split one speculative step into its measured parts with OpenVINO GenAI's own per-model metrics "
+                    "(draft time per drafted token, target time per verify call against one plain decode step, the "
+                    "rest), run the same pair through speculative decoding written from scratch on the stateful IRs "
+                    "(the control), time raw forwards that append n tokens to the KV cache (t(n)/t(1)), and compare "
+                    "the formula with measured parts to the measured speedup. Everything interleaved.",
+                    ["--preset qwen2.5-coder-1.5b-offline -k 2 3 4 --max-new-tokens 128 --json breakdown.json",
+                     "--target DIR --draft DIR -k 3 --prompts 2 --repeats 1"],
+                    parents=[model_options()])
+    p.add_argument("--draft", type=Path, help="OpenVINO draft folder (default: the preset's draft)")
+    p.add_argument("--num-assistant-tokens", "-k", type=positive_int, nargs="+", default=[3], metavar="K",
+                   help="draft tokens per step to try")
+    p.add_argument("--prompts", type=positive_int, default=4, help="how many built-in prompts")
+    p.add_argument("--max-new-tokens", type=positive_int, default=BENCH.max_new_tokens, help="tokens per answer")
+    p.add_argument("--repeats", type=positive_int, default=2, help="timed runs per prompt and configuration")
+    p.add_argument("--warmup", type=non_negative_int, default=BENCH.warmup, help="untimed runs per configuration")
+    p.add_argument("--exact", action="store_true", help="f32 inference and KV cache, no dynamic quantization")
+    p.add_argument("--context", type=positive_int, default=256, help="KV-cache length of the t(n) control")
+    p.add_argument("--ns", type=positive_int, nargs="+", default=[1, 2, 3, 4, 5, 8], metavar="N",
+                   help="tokens appended per forward in the t(n) control")
+    p.add_argument("--forward-repeats", type=positive_int, default=20, help="repeats of the t(n) control")
+    p.add_argument("--json", help="write settings, every run, the breakdowns and the control to this file")
+    p.set_defaults(handler=cmd_breakdown)
 
     p = add_command(sub, "dq", "dynamic quantization: defaults, is it applied, and (--timing) its speed effect",
                     "Dynamic quantization of activations: each device's default group size, whether it is applied to "
