@@ -77,3 +77,28 @@ def test_recipe_is_code_with_library_imports_only(path):
     # Besides what it imports and defines, a recipe reads only the notebook's parameters and model paths (UPPER_CASE).
     borrowed = {name for name in free_names(tree) if not name.isupper()}
     assert not borrowed, f"{path.name}: the recipe uses {sorted(borrowed)} from earlier cells; define them in the recipe"
+
+
+def _is_plot_call(node: ast.AST) -> bool:
+    return isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr.startswith("plot_")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_figure_is_displayed(path):
+    """A cell that makes a figure shows it: the cell ends with an expression (the figure) or calls display().
+    A figure made only to be saved (``plots.save_figure(plots.plot_...(...), path)``) is a copy of one shown before."""
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    for number, cell in enumerate(cells):
+        source = "".join(cell["source"])
+        if cell["cell_type"] != "code" or "plot_" not in source:
+            continue
+        tree = ast.parse("\n".join(line for line in source.splitlines() if not line.startswith("%")))
+        saved_only = {id(arg) for node in ast.walk(tree) if isinstance(node, ast.Call)
+                      and isinstance(node.func, ast.Attribute) and node.func.attr == "save_figure" for arg in node.args}
+        made = [node for node in ast.walk(tree) if _is_plot_call(node) and id(node) not in saved_only]
+        if not made:
+            continue
+        last = tree.body[-1]
+        ends_with_value = isinstance(last, ast.Expr) and not (
+            isinstance(last.value, ast.Call) and isinstance(last.value.func, ast.Name) and last.value.func.id == "print")
+        assert ends_with_value or "display(" in source, f"{path.name} cell {number}: a figure is made but not shown"
