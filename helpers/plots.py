@@ -46,7 +46,9 @@ def plot_benchmark_summary(rows: Sequence[Mapping[str, Any]], title: str = "Benc
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     axes[0].barh(labels, [r["ttft_ms"] for r in rows], color="#4c72b0")
     axes[0].set_xlabel("TTFT (ms, median)")
-    axes[1].barh(labels, [r["tpot_ms"] for r in rows], xerr=[r.get("tpot_iqr_ms", 0) / 2 for r in rows], color="#55a868")
+    half_iqr = [(r.get("tpot_iqr_ms") or 0) / 2 for r in rows]
+    low = [min(h, r["tpot_ms"]) for h, r in zip(half_iqr, rows, strict=True)]  # a time is never below 0
+    axes[1].barh(labels, [r["tpot_ms"] for r in rows], xerr=[low, half_iqr], color="#55a868")
     axes[1].set_xlabel("TPOT (ms/token, median ± IQR/2)")
     axes[2].barh(labels, [r["throughput_tps"] for r in rows], color="#c44e52")
     axes[2].set_xlabel("throughput (tokens/s)")
