@@ -184,17 +184,26 @@ def _check_destination(dest: Path, expected: dict[str, Any], overwrite: bool) ->
 
 @contextlib.contextmanager
 def _quiet_tracing() -> Iterator[None]:
-    """Hide the tracer and deprecation chatter of a torch export (it is harmless and buries NNCF's useful summary)."""
+    """Hide the chatter of a torch export: tracer and deprecation warnings, optimum-intel's "could not infer whether the
+    model was already converted" (offline) and NNCF's per-layer statistics table (`weight_precisions` shows the result)."""
+    import logging
+
     from transformers.utils import logging as hf_logging
 
     level = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
+    loggers = [logging.getLogger(name) for name in ("nncf", "optimum.intel")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             yield
     finally:
         hf_logging.set_verbosity(level)
+        for logger, old in zip(loggers, levels, strict=True):
+            logger.setLevel(old)
 
 
 def save_openvino_tokenizers(tokenizer: Any, dest: Path) -> None:

@@ -39,14 +39,16 @@ def save_figure(figure: Any, path: str | Path) -> Path:
 
 
 @_detached
-def plot_benchmark_summary(rows: Sequence[Mapping[str, Any]], title: str = "") -> Any:
+def plot_benchmark_summary(rows: Sequence[Mapping[str, Any]], title: str = "Benchmark summary") -> Any:
     """Three panels per configuration: time to first token, time per output token (with IQR), throughput."""
     plt = _pyplot()
     labels = [str(r["label"]) for r in rows]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     axes[0].barh(labels, [r["ttft_ms"] for r in rows], color="#4c72b0")
     axes[0].set_xlabel("TTFT (ms, median)")
-    axes[1].barh(labels, [r["tpot_ms"] for r in rows], xerr=[r.get("tpot_iqr_ms", 0) / 2 for r in rows], color="#55a868")
+    half_iqr = [(r.get("tpot_iqr_ms") or 0) / 2 for r in rows]
+    low = [min(h, r["tpot_ms"]) for h, r in zip(half_iqr, rows, strict=True)]  # a time is never below 0
+    axes[1].barh(labels, [r["tpot_ms"] for r in rows], xerr=[low, half_iqr], color="#55a868")
     axes[1].set_xlabel("TPOT (ms/token, median ± IQR/2)")
     axes[2].barh(labels, [r["throughput_tps"] for r in rows], color="#c44e52")
     axes[2].set_xlabel("throughput (tokens/s)")
@@ -61,8 +63,18 @@ def plot_benchmark_summary(rows: Sequence[Mapping[str, Any]], title: str = "") -
     return fig
 
 
+# Axis labels for the summary keys that plots show.
+METRIC_LABELS = {
+    "ttft_ms": "TTFT: time to first token (ms, median)",
+    "tpot_ms": "TPOT: time per output token (ms, median)",
+    "throughput_tps": "throughput (tokens/s, median)",
+    "generated_tokens": "generated tokens",
+    "speedup": "speedup over the baseline (median of pairs)",
+}
+
+
 @_detached
-def plot_per_prompt(rows: Sequence[Mapping[str, Any]], metric: str = "tpot_ms") -> Any:
+def plot_per_prompt(rows: Sequence[Mapping[str, Any]], metric: str = "tpot_ms", title: str | None = None) -> Any:
     """One group of bars per prompt, one bar per configuration (rows from ``summary(by_prompt=True)``)."""
     plt = _pyplot()
     prompts = list(dict.fromkeys(r["prompt"] for r in rows))
@@ -73,7 +85,9 @@ def plot_per_prompt(rows: Sequence[Mapping[str, Any]], metric: str = "tpot_ms") 
         values = {r["prompt"]: r[metric] for r in rows if r["label"] == label}
         ax.bar([p + i * width for p in range(len(prompts))], [values.get(p, 0) for p in prompts], width, label=label)
     ax.set_xticks([p + width * (len(labels) - 1) / 2 for p in range(len(prompts))], prompts, rotation=20, ha="right")
-    ax.set_ylabel(metric)
+    ax.set_xlabel("prompt")
+    ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+    ax.set_title(title or f"{METRIC_LABELS.get(metric, metric).split(' (')[0]} per prompt")
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
@@ -105,7 +119,8 @@ def plot_speedup_vs_k(rows: Sequence[Mapping[str, Any]], title: str = "Measured 
 
 
 @_detached
-def plot_speedup_model(acceptance_rates: Sequence[float], cost_ratios: Sequence[float], max_k: int = 10) -> Any:
+def plot_speedup_model(acceptance_rates: Sequence[float], cost_ratios: Sequence[float], max_k: int = 10,
+                       title: str = "The formula: speedup = E[tokens per step] / (k·c + 1)") -> Any:
     """The formula alone: speedup against k for a few (alpha, c) pairs, to build intuition."""
     from .speculative import predicted_speedup
 
@@ -117,7 +132,8 @@ def plot_speedup_model(acceptance_rates: Sequence[float], cost_ratios: Sequence[
             ax.plot(ks, [predicted_speedup(alpha, k, c) for k in ks], marker=".", label=f"α={alpha:g}, c={c:g}")
     ax.axhline(1.0, color="grey", linewidth=1)
     ax.set_xlabel("k = num_assistant_tokens (γ)")
-    ax.set_ylabel("predicted speedup")
+    ax.set_ylabel("predicted speedup over the target alone")
+    ax.set_title(title, fontsize=10)
     ax.legend(fontsize=7, ncol=2)
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -279,24 +295,28 @@ def plot_angular_distances(matrix: Sequence[Sequence[float | None]], chosen: tup
     """Heatmap of d(l, n): rows are block sizes n = 1.., columns start layers l; the chosen (start, size) is boxed.
 
     Light cells are blocks that change the hidden state least, the candidates for removal (``pruning.angular_distances``);
-    a white triangle marks the lightest cell of each row.
+    a red triangle marks the lightest cell of each row.
     """
     import numpy as np
 
     plt = _pyplot()
     data = np.ma.masked_invalid(np.array([[np.nan if v is None else v for v in row] for row in matrix], dtype=float))
     rows, columns = data.shape
-    fig, ax = plt.subplots(figsize=(min(2 + 0.45 * columns, 14), min(1.5 + 0.4 * rows, 9)))
+    fig, ax = plt.subplots(figsize=(min(max(7.0, 2 + 0.6 * columns), 14), min(max(4.5, 1.5 + 0.5 * rows), 9)))
     image = ax.imshow(data, cmap="viridis_r", aspect="auto", origin="lower")
+    low, high = (float(data.min()), float(data.max())) if data.count() else (0.0, 1.0)
     fig.colorbar(image, ax=ax, label="arccos(cos) / π")
     for n in range(rows):
         best = int(np.ma.argmin(data[n])) if data[n].count() else None
         if best is not None:
-            ax.plot(best, n - 0.32, marker="^", color="white", markersize=5)  # below the number, not on it
+            ax.plot(best, n - 0.32, marker="^", color="red", markersize=6)  # below the number, not on it
         if columns <= 12:
             for layer in range(columns):
                 if not np.ma.is_masked(data[n, layer]):
-                    ax.text(layer, n, f"{data[n, layer]:.2f}", ha="center", va="center", fontsize=7, color="black")
+                    value = float(data[n, layer])
+                    dark = high > low and (value - low) / (high - low) > 0.55  # viridis_r is dark at high values
+                    ax.text(layer, n, f"{value:.2f}", ha="center", va="center", fontsize=9,
+                            color="white" if dark else "black")
     if chosen is not None:
         start, size = chosen
         ax.add_patch(plt.Rectangle((start - 0.5, size - 1.5), 1, 1, fill=False, edgecolor="red", linewidth=2))
@@ -304,7 +324,7 @@ def plot_angular_distances(matrix: Sequence[Sequence[float | None]], chosen: tup
     ax.set_yticks(range(rows), [str(n + 1) for n in range(rows)])
     ax.set_xlabel("first removed layer l")
     ax.set_ylabel("layers removed n")
-    ax.set_title(title, fontsize=10)
+    ax.set_title(title, fontsize=11)
     fig.tight_layout()
     return fig
 

