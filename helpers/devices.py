@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from .errors import DeviceError, NotEnoughMemoryError
 from .presets import Preset, smaller_presets
 from .settings import env_device
@@ -37,16 +35,6 @@ def default_device() -> str:
     if configured:
         return check_device(configured)
     return "GPU" if "GPU" in available_devices() else "CPU"
-
-
-def device_widget(default: str | None = None) -> Any:
-    """An ipywidgets dropdown of the available devices (value = device name, label = full name)."""
-    import ipywidgets as widgets
-
-    devices = available_devices()
-    options = [(f"{name}: {full}", name) for name, full in devices.items()] + [("AUTO", "AUTO")]
-    value = check_device(default) if default else default_device()
-    return widgets.Dropdown(options=options, value=value, description="Device:")
 
 
 def available_ram_gb() -> float:

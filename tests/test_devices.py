@@ -1,6 +1,6 @@
 import pytest
 
-from helpers.devices import available_devices, check_device, check_memory, device_widget
+from helpers.devices import available_devices, check_device, check_memory
 from helpers.errors import DeviceError, NotEnoughMemoryError
 from helpers.presets import get_preset
 
@@ -23,9 +23,3 @@ def test_memory_check_names_a_smaller_preset():
     with pytest.raises(NotEnoughMemoryError, match=r"pre-converted"):
         check_memory(blog, "convert", available_gb=12.0)
     assert check_memory(get_preset("tiny"), "run", available_gb=2.0) == 2.0
-
-
-def test_device_widget_offers_cpu():
-    widget = device_widget("CPU")
-    assert widget.value == "CPU"
-    assert "CPU" in [value for _, value in widget.options]
