@@ -18,6 +18,7 @@ from smolagents.memory import ActionStep, PlanningStep
 from smolagents.models import ChatMessage, MessageRole, Model
 from smolagents.utils import AgentMaxStepsError
 
+from .agent_executor import AUTHORIZED_MODULES, CODE_MEMORY_LIMIT_MB, CODE_TIME_LIMIT_S, ContainedPythonExecutor
 from .agent_model import ModelCall, OpenVINOGenAIModel
 from .agent_tools import SlideDeckTool
 from .benchmark import BenchmarkResult, RunRecord, machine_description, peak_rss_mb
@@ -29,8 +30,9 @@ from .settings import BLOG_TASK
 # code block without looking at it; spelling the two steps out makes them ground the slides in the search results.
 GROUNDED_TASK = (BLOG_TASK + ". First step: call web_search and print() its result, nothing else. Next step: write "
                  "the slides from the printed text.")
-# The blog's notebook appended 'pptx' only, which refuses `from pptx.util import Inches`: submodules need the wildcard.
-AUTHORIZED_IMPORTS = ["pptx.*"]
+# Model-written code imports only pure-computation modules: python-pptx (which the blog's notebook authorized) can save
+# and read any path, so only the slide tool uses it, inside its output folder (see agent_executor).
+AUTHORIZED_IMPORTS = list(AUTHORIZED_MODULES)
 AGENT_INSTRUCTIONS = (
     "To make slides: first call web_search to collect facts, then call make_slide_deck once with a title and 4 to 6 "
     "slides of 2 to 5 short bullets each, then return the path it gives with final_answer."
@@ -43,12 +45,19 @@ OUTPUT_NAME = "agent"  # decks and run logs go to paths.outputs_dir(workdir, OUT
 
 
 def build_agent(model: Model, tools: list[Tool], max_steps: int = 6, stream: bool = False, verbosity: int = 1,
-                instructions: str | None = AGENT_INSTRUCTIONS) -> CodeAgent:
-    """A CodeAgent with only the imports the slide work needs (``pptx.*``) besides smolagents' safe defaults."""
+                instructions: str | None = AGENT_INSTRUCTIONS, code_time_limit_s: float = CODE_TIME_LIMIT_S,
+                code_memory_limit_mb: int | None = CODE_MEMORY_LIMIT_MB) -> CodeAgent:
+    """A CodeAgent whose code runs contained (`agent_executor.ContainedPythonExecutor`): computation-only imports, the
+    tools as bare functions (only the slide tool writes, inside its folder), and a time and memory cap per step."""
     if max_steps < 1:
         raise ConfigError(f"max_steps must be at least 1, got {max_steps}.")
-    return CodeAgent(tools=tools, model=model, additional_authorized_imports=list(AUTHORIZED_IMPORTS),
-                     max_steps=max_steps, stream_outputs=stream, verbosity_level=verbosity, instructions=instructions)
+    if code_time_limit_s <= 0 or (code_memory_limit_mb is not None and code_memory_limit_mb < 1):
+        raise ConfigError(f"The code limits must be positive, got {code_time_limit_s} s and {code_memory_limit_mb} MiB.")
+    executor = ContainedPythonExecutor(time_limit_s=code_time_limit_s, memory_limit_mb=code_memory_limit_mb)
+    agent = CodeAgent(tools=tools, model=model, executor=executor, max_steps=max_steps, stream_outputs=stream,
+                      verbosity_level=verbosity, instructions=instructions)
+    agent.authorized_imports = list(AUTHORIZED_IMPORTS)  # what the system prompt tells the model it may import
+    return agent
 
 
 class _StepTagger:
