@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING
 
 from tqdm.auto import tqdm
 
-from .fsutil import atomic_directory
+from .errors import ModelFolderError
+from .fsutil import atomic_directory, read_json
 from .paths import PathLike, resolve_workdir
 
 if TYPE_CHECKING:
@@ -75,7 +76,7 @@ class TinyPair:
     @property
     def key(self) -> str:
         """The recipe key the pair was built with (changes whenever the recipe does)."""
-        return json.loads((self.root / "tiny_pair.json").read_text())["key"]
+        return str((read_json(self.root / "tiny_pair.json") or {}).get("key", "unknown"))
 
     def path_for(self, name: str) -> Path:
         """`target` or `draft` by name (as used in ``tiny:<name>`` preset sources)."""
@@ -209,8 +210,11 @@ def build_tiny_pair(workdir: PathLike | None = None, recipe: TrainingRecipe | No
     key = _recipe_key(recipe)
     manifest = root / "tiny_pair.json"
     pair = TinyPair(root=root, target=root / "target", draft=root / "draft")
-    if not force and manifest.is_file() and json.loads(manifest.read_text()).get("key") == key:
+    if not force and (read_json(manifest) or {}).get("key") == key:  # a corrupt manifest means: build again
         return pair
+    if root.exists() and not manifest.is_file():  # only a folder stamped with our manifest is ever replaced
+        raise ModelFolderError(f"{root} exists but was not built here (no tiny_pair.json): move it away, or use another "
+                               "work folder (--workdir).")
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
     texts = local_corpus(recipe.corpus_files)
