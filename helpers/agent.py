@@ -16,13 +16,13 @@ from typing import Any
 from smolagents import CodeAgent, Tool
 from smolagents.memory import ActionStep, PlanningStep
 from smolagents.models import ChatMessage, MessageRole, Model
-from smolagents.utils import AgentMaxStepsError
+from smolagents.utils import AgentGenerationError, AgentMaxStepsError
 
 from .agent_executor import AUTHORIZED_MODULES, CODE_MEMORY_LIMIT_MB, CODE_TIME_LIMIT_S, ContainedPythonExecutor
 from .agent_model import ModelCall, OpenVINOGenAIModel
 from .agent_tools import SlideDeckTool
-from .benchmark import BenchmarkResult, RunRecord, machine_description, peak_rss_mb
-from .errors import ConfigError
+from .benchmark import BenchmarkResult, RunRecord, machine_description, median, peak_rss_mb
+from .errors import AgentStoppedError, ConfigError, TutorialError
 from .fsutil import write_json
 from .settings import BLOG_TASK
 
@@ -109,6 +109,7 @@ class AgentRun:
     decks: list[Path] = field(default_factory=list)
     repeat: int = 0
     settings: dict[str, Any] = field(default_factory=dict)
+    error: str = ""  # why the run stopped early (e.g. the conversation outgrew the model's context); "" if it did not
 
     @property
     def seconds(self) -> float:
@@ -140,9 +141,9 @@ class AgentRun:
             acceptance_rate=(sum(r.accepted_tokens or 0 for r in runs) / drafted) if drafted else None,
             accepted_tokens=sum(r.accepted_tokens or 0 for r in runs) if drafted else None,
             draft_tokens=drafted or None,
-            draft_to_main_ratio=statistics.median(ratios) if ratios else None,
+            draft_to_main_ratio=median(ratios),
             steps=target_passes or None,
-            cost_ratio=statistics.median(costs) if costs else None,
+            cost_ratio=median(costs),
             text=self.final_answer,
         )
 
@@ -155,6 +156,7 @@ class AgentRun:
             "decks": [str(p) for p in self.decks],
             "seconds": self.seconds,
             "settings": self.settings,
+            "error": self.error,
             "steps": self.steps,
             "calls": [{**c.row(), "thinking": c.thinking, "answer": c.answer} for c in self.calls],
             "totals": asdict(self.record()),
@@ -170,7 +172,8 @@ def run_agent(agent: CodeAgent, task: str = BLOG_TASK, label: str | None = None,
     """Run `agent` on `task` and collect, per step: wall time, tokens, acceptance rate, code, observation, error.
 
     Model errors (unparsable output, failing code) are part of a run, not exceptions: the agent retries until
-    max_steps and then asks the model for a final answer.
+    max_steps and then asks the model for a final answer. A run our model cannot continue (its conversation outgrew
+    the context) raises `AgentStoppedError` carrying the run so far, so its log can still be written.
     """
     model = agent.model
     tagger = _StepTagger(model)
@@ -178,7 +181,13 @@ def run_agent(agent: CodeAgent, task: str = BLOG_TASK, label: str | None = None,
     agent.step_callbacks.register(PlanningStep, tagger)
     slide_tools = [t for t in agent.tools.values() if isinstance(t, SlideDeckTool)]
     already = {id(t): len(t.written) for t in slide_tools}
-    answer = agent.run(task)
+    failure: TutorialError | None = None
+    try:
+        answer = agent.run(task)
+    except AgentGenerationError as exc:
+        if not isinstance(exc.__cause__, TutorialError):
+            raise
+        failure, answer = exc.__cause__, ""
     steps = []
     for memory_step in agent.memory.steps:
         if not isinstance(memory_step, (ActionStep, PlanningStep)):
@@ -206,9 +215,12 @@ def run_agent(agent: CodeAgent, task: str = BLOG_TASK, label: str | None = None,
     for name in ("max_new_tokens", "enable_thinking", "num_assistant_tokens", "assistant_confidence_threshold"):
         if hasattr(model, name):
             settings[name] = getattr(model, name)
-    return AgentRun(label=label or getattr(model, "label", type(model).__name__), task=task,
-                    final_answer=_short(answer, 2000),
-                    steps=steps, calls=calls, decks=decks, repeat=repeat, settings=settings)
+    run = AgentRun(label=label or getattr(model, "label", type(model).__name__), task=task,
+                   final_answer=_short(answer, 2000), steps=steps, calls=calls, decks=decks, repeat=repeat,
+                   settings=settings, error=str(failure or ""))
+    if failure is not None:
+        raise AgentStoppedError(f"The agent stopped after {len(steps)} step(s): {failure}", run=run) from failure
+    return run
 
 
 @dataclass
@@ -239,7 +251,7 @@ class AgentComparison:
             rows.append({"label": label, "step": number, "runs": len(steps),
                          "seconds": statistics.median(s["seconds"] or 0.0 for s in steps),
                          "output_tokens": statistics.median(s["output_tokens"] or 0 for s in steps),
-                         "acceptance_rate": statistics.median(accepted) if accepted else None})
+                         "acceptance_rate": median(accepted)})
         order = {label: i for i, label in enumerate(dict.fromkeys(run.label for run in self.runs))}  # baseline first
         return sorted(rows, key=lambda r: (r["step"], order[r["label"]]))
 

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .conversion import check_ov_model_dir
+from .conversion import check_ov_model_dir, reconvert_hint
 from .devices import check_device
-from .errors import ConfigError, TokenizerMismatchError
+from .errors import ConfigError, ModelFolderError, TokenizerMismatchError
 
 # Text that exercises code, digits, unicode and the chat/think markup: two tokenizers that agree on it agree in practice.
 TOKENIZER_PROBE = (
@@ -82,12 +87,93 @@ def load_pipeline(
     device = check_device(device)
     if draft_dir is not None:
         draft_dir = check_ov_model_dir(draft_dir)
-        check_same_tokenizer(target_dir, draft_dir)
-        draft = og.draft_model(str(draft_dir), check_device(draft_device or device), **properties)
-        return og.LLMPipeline(str(target_dir), device, draft_model=draft, **properties)
-    if prompt_lookup:
-        return og.LLMPipeline(str(target_dir), device, prompt_lookup=True, **properties)
-    return og.LLMPipeline(str(target_dir), device, **properties)
+        with _load_errors(draft_dir):
+            check_same_tokenizer(target_dir, draft_dir)
+            draft = og.draft_model(str(draft_dir), check_device(draft_device or device), **properties)
+        with _load_errors(target_dir, draft_dir):
+            return og.LLMPipeline(str(target_dir), device, draft_model=draft, **properties)
+    with _load_errors(target_dir):
+        if prompt_lookup:
+            return og.LLMPipeline(str(target_dir), device, prompt_lookup=True, **properties)
+        return og.LLMPipeline(str(target_dir), device, **properties)
+
+
+def last_line(exc: BaseException, limit: int = 200) -> str:
+    """The last non-empty line of an error (OpenVINO puts its reason there, under a stack of source locations)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    text = lines[-1] if lines else type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@contextmanager
+def _load_errors(*folders: Path) -> Iterator[None]:
+    """Turn OpenVINO's failure to read a model folder into one `ModelFolderError` naming the folder(s) and the fix."""
+    try:
+        yield
+    except RuntimeError as exc:
+        names = " or ".join(str(f) for f in folders)
+        raise ModelFolderError(f"OpenVINO GenAI could not load {names} ({last_line(exc)}). If it is damaged: "
+                               f"{reconvert_hint(folders[-1])}") from exc
+
+
+def context_length(model_dir: str | Path) -> int | None:
+    """The model's context in tokens (``max_position_embeddings`` in its config.json), or None if not recorded."""
+    try:
+        value = json.loads((Path(model_dir) / "config.json").read_text()).get("max_position_embeddings")
+        return int(value) if value else None
+    except (OSError, ValueError, TypeError, AttributeError):
+        return None
+
+
+def count_tokens(pipe: Any, text: str) -> int:
+    """Tokens of `text` (already chat-formatted) with the pipeline's own tokenizer."""
+    return int(pipe.get_tokenizer().encode(text).input_ids.get_shape()[1])
+
+
+def check_prompt_fits(pipe: Any, text: str, max_new_tokens: int, limit: int | None, what: str = "The prompt") -> int:
+    """Refuse, before any generation, a prompt that with `max_new_tokens` does not fit the model's context `limit`.
+
+    A prompt past the context is not an error to OpenVINO GenAI: it runs (a 192k-token prompt prefilled for minutes,
+    deaf to Ctrl-C) and answers from positions the model never learnt. Returns the prompt's token count."""
+    tokens = count_tokens(pipe, text)
+    if limit and tokens + max_new_tokens > limit:
+        raise ConfigError(f"{what} is {tokens:,} tokens; with max_new_tokens {max_new_tokens} that is "
+                          f"{tokens + max_new_tokens:,}, more than the model's context of {limit:,} tokens. Shorten the "
+                          "prompt or lower max_new_tokens (--max-new-tokens).")
+    return tokens
+
+
+@contextmanager
+def stop_on_interrupt() -> Iterator[threading.Event]:
+    """While the block runs, Ctrl-C sets the yielded event instead of raising; KeyboardInterrupt is raised at the end.
+
+    A streamer that returns STOP once the event is set (`interruptible_streamer`) ends a long generation within a
+    token; a KeyboardInterrupt raised inside the streamer, from C++, would not. Outside the main thread signals cannot
+    be caught, and the block runs unchanged.
+    """
+    event = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield event
+        return
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: event.set())
+    try:
+        yield event
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if event.is_set():
+        raise KeyboardInterrupt
+
+
+def interruptible_streamer(stop: threading.Event, streamer: Callable[[str], Any] | None = None) -> Callable[[str], Any]:
+    """A streamer that stops generation once `stop` is set, else defers to `streamer` (if any)."""
+    import openvino_genai as og
+
+    def stream(subword: str) -> Any:
+        if stop.is_set():
+            return og.StreamingStatus.STOP
+        return streamer(subword) if streamer is not None else og.StreamingStatus.RUNNING
+
+    return stream
 
 
 def chat_prompt(pipe: Any, user_text: str, enable_thinking: bool = False, system: str | None = None,
@@ -146,13 +232,17 @@ def quick_generate(model_dir: str | Path, prompt: str = "Write a Python function
     """Load a converted model and answer one chat prompt: the smoke test after a conversion."""
     import openvino_genai as og
 
+    config = generation_config(max_new_tokens)
     pipe = load_pipeline(model_dir, device)
+    text = chat_prompt(pipe, prompt)
+    check_prompt_fits(pipe, text, max_new_tokens, context_length(model_dir))
 
     def printer(subword: str) -> og.StreamingStatus:
         print(subword, end="", flush=True)
         return og.StreamingStatus.RUNNING
 
-    result = pipe.generate([chat_prompt(pipe, prompt)], generation_config(max_new_tokens), printer if stream else None)
+    with stop_on_interrupt() as stop:
+        result = pipe.generate([text], config, interruptible_streamer(stop, printer if stream else None))
     if stream:
         print()
     return result.texts[0]
