@@ -403,6 +403,8 @@ def fingerprint(
     from tqdm.auto import tqdm
 
     settings = settings_for(group_sizes)
+    if not lengths or min(lengths) < 1:
+        raise ConfigError(f"Prompt lengths must be at least 1 token each, got {list(lengths)}.")
     extra = dict(extra_properties or {})
     if PROPERTY in extra:
         raise ConfigError(f"Pass the group sizes as group_sizes, not {PROPERTY} in extra_properties.")

@@ -123,6 +123,8 @@ class HealConfig:
             raise ConfigError(f"kl_weight must be within [0, 1], got {self.kl_weight}.")
         if self.warmup_steps < 0:
             raise ConfigError(f"warmup_steps must be 0 or more, got {self.warmup_steps}.")
+        if not self.kl_temperature > 0:
+            raise ConfigError(f"kl_temperature must be above 0, got {self.kl_temperature}.")
 
 
 @dataclass(frozen=True)

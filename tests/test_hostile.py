@@ -4,12 +4,20 @@ failure is one clear line."""
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
 from pathlib import Path
 
+import pytest
 from smolagents.models import ChatMessage, MessageRole, Model
 from smolagents.monitoring import TokenUsage
 
-from helpers import agent, agent_tools
+from helpers import agent, agent_tools, benchmark, conversion, generation
+from helpers.benchmark import BenchmarkResult, RunRecord, median
+from helpers.commands import main
+from helpers.errors import ConfigError, ModelFolderError
+from helpers.prompts import Prompt
 
 # --- containment of model-written code ---------------------------------------------------------------------------------
 
@@ -98,3 +106,246 @@ def test_model_code_has_a_time_and_memory_cap(tmp_path):
     assert run.final_answer == "done"
     big = bytearray(300 * 2**20)  # the cap is lifted after the step
     assert len(big) == 300 * 2**20
+
+
+# --- no measurement lost -----------------------------------------------------------------------------------------------
+
+def _record(label: str, prompt_id: str, repeat: int, tpot: float, acceptance: float | None) -> RunRecord:
+    return RunRecord(label=label, prompt_id=prompt_id, repeat=repeat, ttft_ms=10.0, tpot_ms=tpot, throughput_tps=1.0,
+                     generate_ms=100.0, input_tokens=5, generated_tokens=8, acceptance_rate=acceptance)
+
+
+def test_undefined_metrics_are_excluded_not_ordered():
+    nan = float("nan")
+    base = [_record("base", f"p{i}", 0, 20.0, None) for i in range(3)]
+    runs = [_record("sd", "p0", 0, 10.0, 0.5), _record("sd", "p1", 0, nan, nan), _record("sd", "p2", 0, 10.0, 0.7)]
+    for order in (runs, runs[::-1], [runs[1], runs[0], runs[2]]):
+        row = BenchmarkResult(records=base + order, baseline="base").summary()[1]
+        assert row["acceptance_rate"] == pytest.approx(0.6) and row["speedup"] == pytest.approx(2.0)
+    assert median([nan, None]) is None and median([3.0, nan, 1.0]) == 2.0
+    assert "NaN" not in json.dumps(BenchmarkResult(records=base + runs, baseline="base").to_dict())
+
+
+def test_a_crash_keeps_every_run_measured_so_far(monkeypatch, tmp_path):
+    calls = {"n": 0}
+
+    def flaky_measure(pipe, text, config, label="", prompt_id="", repeat=0, streamer=None):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise RuntimeError("the machine ran out of patience")
+        return _record(label, prompt_id, repeat, 10.0, None)
+
+    monkeypatch.setattr(benchmark, "measure", flaky_measure)
+    monkeypatch.setattr(benchmark, "chat_prompt", lambda pipe, text, thinking: text)
+    partial = benchmark.partial_results_path(tmp_path / "bench.json")
+    candidates = [benchmark.Candidate("a", None, None), benchmark.Candidate("b", None, None)]
+    prompts = [Prompt("p1", "test", "x"), Prompt("p2", "test", "y")]
+    with pytest.raises(RuntimeError):
+        benchmark.run_interleaved(candidates, prompts, repeats=2, warmup=0, progress=False, partial_path=partial)
+    kept = benchmark.read_partial_runs(partial)
+    assert [(r.label, r.prompt_id) for r in kept] == [("a", "p1"), ("b", "p1"), ("a", "p2")]
+    assert benchmark.keep_earlier_partial(partial) is not None and not partial.exists()  # moved aside, never lost
+    with pytest.raises(ConfigError, match="repeats must be at least 1"):
+        benchmark.run_interleaved(candidates, prompts, repeats=0)
+
+
+def test_bench_where_the_draft_proposes_nothing_writes_its_json(tiny_models, tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    code = main(["bench", "--target", str(tiny_models.target), "--draft", str(tiny_models.draft), "-k", "2",
+                 "--confidence-threshold", "0.999", "--repeats", "1", "--warmup", "0", "--max-new-tokens", "8",
+                 "--json", str(out)])
+    assert code == 0
+    data = json.loads(out.read_text())  # valid JSON: no NaN
+    nothing = [r for r in data["runs"] if r["label"] == "draft threshold=0.999" and not r["draft_tokens"]]
+    assert nothing and all(r["acceptance_rate"] is None for r in nothing)
+    assert not benchmark.partial_results_path(out).exists()
+
+
+# --- a damaged finished model is not reused ----------------------------------------------------------------------------
+
+def _copy_model(source: Path, dest: Path) -> Path:
+    shutil.copytree(source, dest)
+    return dest
+
+
+def test_a_truncated_model_is_remade_or_refused_in_one_line(tiny_models, tmp_path, capsys):
+    ours = _copy_model(tiny_models.draft, tmp_path / "ours")
+    weights = ours / "openvino_model.bin"
+    with weights.open("r+b") as handle:
+        handle.truncate(weights.stat().st_size // 2)
+    with pytest.raises(ModelFolderError, match=r"is damaged: openvino_model.bin is truncated"):
+        conversion.check_ov_model_dir(ours)
+    assert not conversion._finished(ours, {})  # so prepare/export re-make it instead of reporting "reused"
+    code = main(["bench", "--target", str(ours), "--no-draft", "--repeats", "1"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err and str(ours) in err
+    assert "Convert it again" in err
+
+
+def test_a_model_that_fails_to_load_names_the_folder(tiny_models, tmp_path):
+    broken = _copy_model(tiny_models.draft, tmp_path / "broken")
+    xml = broken / "openvino_model.xml"
+    xml.write_text(xml.read_text().replace("<layers>", "<layers><junk", 1))
+    with pytest.raises(ModelFolderError, match=r"OpenVINO GenAI could not load .*broken.*Convert it again"):
+        generation.load_pipeline(broken, "CPU")
+
+
+def test_overwrite_never_deletes_a_folder_it_did_not_write(tiny_models, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "precious.txt").write_text("mine")
+    code = main(["convert", "--source", str(tiny_models.draft), "--output", ".", "--overwrite"])
+    err = capsys.readouterr().err
+    assert code == 2 and "never replaced" in err and (tmp_path / "precious.txt").read_text() == "mine"
+
+
+# --- resume after any kill ---------------------------------------------------------------------------------------------
+
+def test_heal_skips_a_torn_newest_checkpoint_and_says_which_it_resumed(tmp_path, tiny_models, capsys):
+    from helpers.distill import generate_distillation_data
+    from helpers.prompts import load_prompt_source
+    from helpers.tiny import build_tiny_pair
+
+    data = tmp_path / "d.jsonl"
+    generate_distillation_data(tiny_models.target, load_prompt_source("builtin", limit=8), data, max_new_tokens=16,
+                               progress=False)
+    out = tmp_path / "healed"
+    args = ["heal", "--draft", str(build_tiny_pair().draft), "--data", str(data), "--output", str(out), "--steps", "6",
+            "--save-steps", "2", "--batch-size", "4", "--max-length", "96", "--lr", "1e-3"]
+    assert main([*args, "--stop-after", "4"]) == 0
+    checkpoints = Path(f"{out}-checkpoints")
+    (checkpoints / "checkpoint-4" / "trainer_state.json").unlink()  # killed while saving step 4
+    torn = checkpoints / "checkpoint-6"
+    torn.mkdir()
+    (torn / "model.safetensors").write_bytes(b"half")
+    capsys.readouterr()
+    assert main(args) == 0
+    said = capsys.readouterr().out
+    assert f"resumed from {checkpoints / 'checkpoint-2'} (step 2" in said and (out / "model.safetensors").is_file()
+
+
+def test_torn_settings_files_and_manifests_give_one_line(tmp_path, tiny_models, capsys):
+    from helpers.distill import data_settings_path
+
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text(json.dumps({"id": "q1", "text": "def main():"}) + "\n")
+    data = tmp_path / "d.jsonl"
+    base = ["distill-data", "--target", str(tiny_models.target), "--prompts", str(prompts), "--output", str(data),
+            "--max-new-tokens", "4"]
+    assert main(base) == 0
+    data_settings_path(data).write_text('{"target": ')  # killed mid-write by an older version, or edited
+    assert main(base) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is unreadable" in err and "Traceback" not in err
+
+    ours = _copy_model(tiny_models.draft, tmp_path / "ours")
+    (ours / conversion.MANIFEST_NAME).write_text("{")
+    with pytest.raises(ModelFolderError, match="conversion.json is unreadable"):
+        conversion._check_destination(ours, {}, overwrite=True)
+    assert (ours / "openvino_model.bin").is_file()
+
+    result = tmp_path / "bench.json"
+    result.write_text('{"runs": [')
+    with pytest.raises(ConfigError, match="not a readable benchmark result"):
+        BenchmarkResult.from_json(result)
+
+
+# --- every failure is one clear line -----------------------------------------------------------------------------------
+
+def _one_line(capsys) -> str:
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ") and "Traceback" not in err, err
+    return err
+
+
+@pytest.mark.parametrize("argv", [
+    ["bench", "--repeats", "0"],
+    ["bench", "--max-new-tokens", "0"],
+    ["bench", "--confidence-threshold", "1.5"],
+    ["bench", "--confidence-threshold", "nan"],
+    ["dq", "--lengths", "0"],
+    ["dq", "--group-sizes", "-1"],
+    ["heal", "--draft", "d", "--data", "x", "--lr", "-1"],
+    ["heal", "--draft", "d", "--data", "x", "--kl-temperature", "0"],
+    ["heal", "--draft", "d", "--data", "x", "--warmup-steps", "-2"],
+    ["convert", "--source", "s", "--ratio", "0"],
+    ["agent", "--max-steps", "0"],
+    ["suite", "--heal-lr", "inf"],
+])
+def test_nonsense_numbers_are_refused(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2 and "Traceback" not in capsys.readouterr().err
+
+
+def test_library_functions_refuse_nonsense_numbers():
+    from helpers.presets import WeightFormat
+    from helpers.settings import HealConfig
+
+    with pytest.raises(ConfigError):
+        generation.generation_config(max_new_tokens=0)
+    with pytest.raises(ConfigError):
+        WeightFormat(bits=4, ratio=0.0)
+    with pytest.raises(ConfigError):
+        HealConfig(kl_temperature=0.0)
+
+
+@pytest.mark.parametrize(("make", "fix"), [
+    (lambda tmp: (tmp / "ro").mkdir(mode=0o500) or tmp / "ro" / "bench.json", "permission denied"),
+    (lambda tmp: (tmp / "adir").mkdir() or tmp / "adir", "a folder stands where a file was expected"),
+    (lambda tmp: tmp / ("x" * 300 + ".json"), "a file name is too long"),
+])
+def test_os_errors_are_one_line_naming_the_fix(make, fix, tmp_path, capsys, monkeypatch):
+    if fix == "permission denied" and os.geteuid() == 0:
+        pytest.skip("root writes into read-only folders")
+    target = make(tmp_path)
+
+    def write_there(args):
+        from helpers.fsutil import write_json
+
+        write_json(target, {"ok": True})
+        return 0
+
+    monkeypatch.setattr("helpers.commands.build_parser", _parser_calling(write_there))
+    assert main(["bench"]) == 2
+    assert fix in _one_line(capsys)
+
+
+def _parser_calling(handler):
+    import argparse
+
+    def build() -> argparse.ArgumentParser:
+        parser = argparse.ArgumentParser()
+        parser.add_argument("command")
+        parser.set_defaults(handler=handler)
+        return parser
+
+    return build
+
+
+def test_a_full_disk_is_one_line(capsys, monkeypatch):
+    import errno
+
+    def full(args):
+        raise OSError(errno.ENOSPC, "No space left on device", "/work/models/x.bin")
+
+    monkeypatch.setattr("helpers.commands.build_parser", _parser_calling(full))
+    assert main(["bench"]) == 2
+    assert "the disk is full" in _one_line(capsys)
+
+
+def test_a_gguf_without_tokenizer_is_refused_clearly(tmp_path):
+    import gguf
+    import numpy as np
+
+    from helpers.errors import LocalWeightsError
+    from helpers.local_weights import check_gguf_readable
+
+    path = tmp_path / "bare.gguf"
+    writer = gguf.GGUFWriter(path, "qwen2")
+    writer.add_tensor("token_embd.weight", np.zeros((4, 8), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    with pytest.raises(LocalWeightsError, match="carries no tokenizer"):
+        check_gguf_readable(path)
