@@ -19,7 +19,7 @@ from typing import Any
 
 from .errors import ConfigError, PromptFileError
 from .fsutil import append_jsonl, write_json
-from .generation import chat_prompt, check_prompt_fits, interruptible_streamer, stop_on_interrupt
+from .generation import chat_prompt, check_prompt_fits, generate_interruptibly
 from .prompts import Prompt
 
 RESULT_SCHEMA_VERSION = 1
@@ -77,9 +77,8 @@ def measure(pipe: Any, prompt_text: str, config: Any, label: str = "", prompt_id
             streamer: Any = None) -> RunRecord:
     """Run one generation and read its metrics. `prompt_text` is already chat-formatted (see `chat_prompt`).
 
-    Ctrl-C stops the generation at the next token and then raises KeyboardInterrupt (see `stop_on_interrupt`)."""
-    with stop_on_interrupt() as stop:
-        result = pipe.generate([prompt_text], config, interruptible_streamer(stop, streamer))
+    Ctrl-C stops the generation at the next token and then raises KeyboardInterrupt (see `generate_interruptibly`)."""
+    result = generate_interruptibly(pipe, [prompt_text], config, streamer)
     metrics = result.perf_metrics
     record = RunRecord(
         label=label,

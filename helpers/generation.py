@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import signal
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -143,25 +142,37 @@ def check_prompt_fits(pipe: Any, text: str, max_new_tokens: int, limit: int | No
     return tokens
 
 
-@contextmanager
-def stop_on_interrupt() -> Iterator[threading.Event]:
-    """While the block runs, Ctrl-C sets the yielded event instead of raising; KeyboardInterrupt is raised at the end.
+def generate_interruptibly(pipe: Any, inputs: Any, config: Any, streamer: Callable[[str], Any] | None = None) -> Any:
+    """``pipe.generate(inputs, config, streamer)`` that Ctrl-C stops at the next token, then raises KeyboardInterrupt.
 
-    A streamer that returns STOP once the event is set (`interruptible_streamer`) ends a long generation within a
-    token; a KeyboardInterrupt raised inside the streamer, from C++, would not. Outside the main thread signals cannot
-    be caught, and the block runs unchanged.
+    OpenVINO GenAI runs the streamer outside the main thread and holds the main thread in C++ until generation ends,
+    so Python cannot deliver Ctrl-C there. Here generation runs in a worker thread while the main thread waits in
+    short joins (where Ctrl-C does arrive) and asks the streamer to stop. A prompt still being prefilled stops at
+    its first token: that is why over-long prompts are refused up front (`check_prompt_fits`).
     """
-    event = threading.Event()
-    if threading.current_thread() is not threading.main_thread():
-        yield event
-        return
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: event.set())
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():  # only the main thread ever receives Ctrl-C
+        return pipe.generate(inputs, config, interruptible_streamer(stop, streamer))
+    outcome: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            outcome["result"] = pipe.generate(inputs, config, interruptible_streamer(stop, streamer))
+        except BaseException as exc:  # handed to the caller below
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=work, name="openvino-genai-generate", daemon=True)
+    worker.start()
     try:
-        yield event
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    if event.is_set():
-        raise KeyboardInterrupt
+        while worker.is_alive():
+            worker.join(0.1)
+    except KeyboardInterrupt:
+        stop.set()
+        worker.join()
+        raise
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]
 
 
 def interruptible_streamer(stop: threading.Event, streamer: Callable[[str], Any] | None = None) -> Callable[[str], Any]:
@@ -241,8 +252,7 @@ def quick_generate(model_dir: str | Path, prompt: str = "Write a Python function
         print(subword, end="", flush=True)
         return og.StreamingStatus.RUNNING
 
-    with stop_on_interrupt() as stop:
-        result = pipe.generate([text], config, interruptible_streamer(stop, printer if stream else None))
+    result = generate_interruptibly(pipe, [text], config, printer if stream else None)
     if stream:
         print()
     return result.texts[0]

@@ -16,7 +16,7 @@ from smolagents.monitoring import TokenUsage
 from helpers import agent, agent_tools, benchmark, conversion, generation
 from helpers.benchmark import BenchmarkResult, RunRecord, median
 from helpers.commands import main
-from helpers.errors import ConfigError, ModelFolderError
+from helpers.errors import AgentStoppedError, ConfigError, ModelFolderError
 from helpers.prompts import Prompt
 
 # --- containment of model-written code ---------------------------------------------------------------------------------
@@ -149,15 +149,59 @@ def test_a_crash_keeps_every_run_measured_so_far(monkeypatch, tmp_path):
         benchmark.run_interleaved(candidates, prompts, repeats=0)
 
 
-def test_bench_where_the_draft_proposes_nothing_writes_its_json(tiny_models, tmp_path, capsys):
+class _Pair:
+    def __init__(self, mean: float) -> None:
+        self.mean = mean
+
+
+class _FakeSDPipe:
+    """Test double for a speculative LLMPipeline whose draft proposes nothing: acceptance 0/0, reported as NaN."""
+
+    def __init__(self, speculative: bool) -> None:
+        self.speculative = speculative
+
+    def get_tokenizer(self):
+        return self
+
+    def apply_chat_template(self, messages, **kwargs):
+        return messages[-1]["content"]
+
+    def generate(self, prompts, config, streamer=None):
+        nan = float("nan")
+        metrics = type("Metrics", (), {
+            "get_ttft": lambda s: _Pair(5.0), "get_tpot": lambda s: _Pair(nan if self.speculative else 2.0),
+            "get_throughput": lambda s: _Pair(100.0), "get_generate_duration": lambda s: _Pair(50.0),
+            "get_num_input_tokens": lambda s: 4, "get_num_generated_tokens": lambda s: 8, "get_load_time": lambda s: 1.0,
+        })()
+        model = type("Model", (), {"raw_metrics": type("Raw", (), {"m_batch_sizes": []})(),
+                                   "get_inference_duration": lambda s: _Pair(0.0)})()
+        extended = type("Extended", (), {
+            "get_draft_acceptance_rate": lambda s: nan, "get_num_accepted_tokens": lambda s: 0,
+            "get_num_draft_tokens": lambda s: 0, "get_draft_to_main_inference_duration_ratio": lambda s: nan,
+            "main_model_metrics": model, "draft_model_metrics": model,
+        })() if self.speculative else None
+        return type("Result", (), {"perf_metrics": metrics, "extended_perf_metrics": extended, "texts": ["x"]})()
+
+
+def test_bench_where_the_draft_proposes_nothing_writes_its_json(tmp_path, monkeypatch, capsys):
+    from helpers import speculative
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    for name in (*conversion.MODEL_FILES, *conversion.TOKENIZER_FILES):
+        (folder / name).write_bytes(b"")
+    monkeypatch.setattr(speculative, "speculative_candidates", lambda setup: [
+        benchmark.Candidate("target alone", _FakeSDPipe(False), generation.generation_config(8)),
+        benchmark.Candidate("draft k=3", _FakeSDPipe(True), generation.generation_config(8, num_assistant_tokens=3))])
     out = tmp_path / "bench.json"
-    code = main(["bench", "--target", str(tiny_models.target), "--draft", str(tiny_models.draft), "-k", "2",
-                 "--confidence-threshold", "0.999", "--repeats", "1", "--warmup", "0", "--max-new-tokens", "8",
+    code = main(["bench", "--target", str(folder), "--draft", str(folder), "--repeats", "2", "--warmup", "0",
                  "--json", str(out)])
-    assert code == 0
-    data = json.loads(out.read_text())  # valid JSON: no NaN
-    nothing = [r for r in data["runs"] if r["label"] == "draft threshold=0.999" and not r["draft_tokens"]]
-    assert nothing and all(r["acceptance_rate"] is None for r in nothing)
+    assert code == 0, capsys.readouterr().err
+    data = json.loads(out.read_text())  # valid JSON: no NaN anywhere
+    drafted = [r for r in data["runs"] if r["label"] == "draft k=3"]
+    assert len(drafted) == 2 * len(data["settings"]["prompts"]) and all(r["acceptance_rate"] is None for r in drafted)
+    row = next(r for r in data["summary"] if r["label"] == "draft k=3")
+    assert row["acceptance_rate"] is None and row["speedup"] is None and row["tpot_ms"] is None
     assert not benchmark.partial_results_path(out).exists()
 
 
@@ -233,9 +277,9 @@ def test_torn_settings_files_and_manifests_give_one_line(tmp_path, tiny_models, 
             "--max-new-tokens", "4"]
     assert main(base) == 0
     data_settings_path(data).write_text('{"target": ')  # killed mid-write by an older version, or edited
+    capsys.readouterr()
     assert main(base) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "is unreadable" in err and "Traceback" not in err
+    assert "is unreadable" in _one_line(capsys)
 
     ours = _copy_model(tiny_models.draft, tmp_path / "ours")
     (ours / conversion.MANIFEST_NAME).write_text("{")
@@ -349,3 +393,76 @@ def test_a_gguf_without_tokenizer_is_refused_clearly(tmp_path):
     writer.close()
     with pytest.raises(LocalWeightsError, match="carries no tokenizer"):
         check_gguf_readable(path)
+
+
+# --- limits and interrupts ---------------------------------------------------------------------------------------------
+
+class _Tokens:
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def get_shape(self):
+        return [1, self.n]
+
+
+class _WordPipe:
+    """Test double: one token per word."""
+
+    def get_tokenizer(self):
+        return self
+
+    def encode(self, text):
+        return type("Encoded", (), {"input_ids": _Tokens(len(text.split()))})()
+
+
+def test_prompts_past_the_context_are_refused_up_front_with_the_numbers():
+    with pytest.raises(ConfigError, match=r"is 1,000 tokens; with max_new_tokens 64 that is 1,064, more than the "
+                                          r"model's context of 1,024 tokens"):
+        generation.check_prompt_fits(_WordPipe(), "w " * 1000, 64, 1024)
+    assert generation.check_prompt_fits(_WordPipe(), "w " * 900, 64, 1024) == 900
+    assert generation.check_prompt_fits(_WordPipe(), "w " * 5000, 64, None) == 5000  # context unknown: not refused
+
+
+def test_bench_refuses_an_over_long_prompt_before_running(tiny_models, tmp_path, capsys):
+    limit = generation.context_length(tiny_models.target)
+    prompts = tmp_path / "long.jsonl"
+    prompts.write_text(json.dumps({"id": "huge", "text": "def f(x): return x\n" * limit}) + "\n")
+    code = main(["bench", "--target", str(tiny_models.target), "--no-draft", "--prompts", str(prompts), "--repeats", "1",
+                 "--json", str(tmp_path / "b.json")])
+    err = _one_line(capsys)
+    assert code == 2 and "Prompt 'huge' is" in err and f"context of {limit:,} tokens" in err
+    assert not (tmp_path / "b.json").exists()
+
+
+def test_ctrl_c_stops_a_long_generation_at_the_next_token(tiny_models):
+    import signal
+
+    pipe = generation.load_pipeline(tiny_models.target, "CPU")
+    seen = []
+
+    def interrupt_once(subword):
+        seen.append(subword)
+        if len(seen) == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(KeyboardInterrupt):
+        benchmark.measure(pipe, generation.chat_prompt(pipe, "hello"),
+                          generation.generation_config(2000, ignore_eos=True), streamer=interrupt_once)
+    assert 1 <= len(seen) <= 10  # stopped within a few tokens of 2000
+
+
+def test_the_agent_context_overflow_is_clear_and_keeps_the_run(tmp_path):
+    class Overflowing(ScriptedModel):
+        def generate(self, messages, stop_sequences=None, **kwargs):
+            if len(self.replies) == 1:
+                raise ConfigError("The agent's conversation is 9,000 tokens, the model's context is 8,192. Lower "
+                                  "max_steps.")
+            return super().generate(messages, stop_sequences, **kwargs)
+
+    model = Overflowing([_code("print(web_search('Qwen3 sizes'))"), "never used"])
+    tools = agent_tools.default_tools(tmp_path, agent_tools.choose_search_tool("offline"))
+    with pytest.raises(AgentStoppedError, match=r"stopped after 2 step\(s\): The agent's conversation is 9,000") as info:
+        agent.run_agent(agent.build_agent(model, tools, max_steps=4, verbosity=0), "task")
+    run = info.value.run
+    log = json.loads(run.to_json(tmp_path / "run.json").read_text())
+    assert "Model sizes" in log["steps"][0]["observation"] and "9,000 tokens" in log["error"]
