@@ -252,7 +252,7 @@ def test_tiny_code_agent_runs_to_max_steps_without_crashing(sd_model, tmp_path):
     assert record.generated_tokens == sum(c.run.generated_tokens for c in run.calls)
     assert record.draft_tokens >= record.accepted_tokens >= 0
     log = json.loads(run.to_json(tmp_path / "log.json").read_text())
-    assert len(log["steps"]) == 3 and log["settings"]["authorized_imports"] == ["pptx.*"]
+    assert len(log["steps"]) == 3 and "pptx" not in str(log["settings"]["authorized_imports"])
 
 
 def test_tiny_stream_and_generate_agree(sd_model):

@@ -307,7 +307,7 @@ def _one_line(capsys) -> str:
     ["bench", "--confidence-threshold", "1.5"],
     ["bench", "--confidence-threshold", "nan"],
     ["dq", "--lengths", "0"],
-    ["dq", "--group-sizes", "-1"],
+    ["dq", "--group-size-on", "0"],
     ["heal", "--draft", "d", "--data", "x", "--lr", "-1"],
     ["heal", "--draft", "d", "--data", "x", "--kl-temperature", "0"],
     ["heal", "--draft", "d", "--data", "x", "--warmup-steps", "-2"],

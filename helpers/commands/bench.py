@@ -127,7 +127,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "its effect on TTFT and TPOT for short and long prompts.",
                     ["--preset tiny", "--target DIR --group-sizes 0 32 128 --timing"],
                     parents=[model_options()])
-    p.add_argument("--group-sizes", type=non_negative_int, nargs="+", default=list(DEFAULT_GROUP_SIZES), metavar="G",
+    p.add_argument("--group-sizes", type=int, nargs="+", default=list(DEFAULT_GROUP_SIZES), metavar="G",
                    help="settings to compare with DQ off (the device default is always included)")
     p.add_argument("--lengths", type=positive_int, nargs="+", default=[16, 128], metavar="N",
                    help="fingerprint prompt lengths (keep one <= 64 and one > 64 for GPUs)")
