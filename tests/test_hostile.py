@@ -466,3 +466,11 @@ def test_the_agent_context_overflow_is_clear_and_keeps_the_run(tmp_path):
     run = info.value.run
     log = json.loads(run.to_json(tmp_path / "run.json").read_text())
     assert "Model sizes" in log["steps"][0]["observation"] and "9,000 tokens" in log["error"]
+
+
+def test_a_path_through_a_file_is_one_line(tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    assert main(["convert", "--preset", "tiny", "--workdir", str(blocker / "sub"), "--skip-memory-check"]) == 2
+    err = capsys.readouterr().err  # after a progress bar's carriage returns
+    assert "Traceback" not in err and "error: a file stands where a folder was expected" in err.splitlines()[-1]
