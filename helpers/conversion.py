@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ModelFolderError
-from .fsutil import atomic_directory, read_json, remove_stale_partials, write_json
+from .fsutil import atomic_directory, check_writable, raise_if_disk_full, read_json, remove_stale_partials, write_json
 from .hf import hub_unreachable, is_hub_id, network_errors
 from .paths import PathLike, models_dir
 from .presets import PYPI_GGUF_SOURCE_PREFIX, TINY_SOURCE_PREFIX, ModelSpec, Preset, WeightFormat
@@ -291,6 +291,7 @@ def export_model(
     from optimum.intel import OVModelForCausalLM
     from transformers import AutoTokenizer
 
+    check_writable(dest.parent)  # a read-only or full destination fails now, not after the export
     start = time.perf_counter()
     try:
         tokenizer = AutoTokenizer.from_pretrained(resolved)
@@ -299,9 +300,13 @@ def export_model(
                 resolved, export=True, compile=False, quantization_config=nncf_config(weights),
                 load_in_8bit=False if weights.bits == 16 else None,
             )
-            model.save_pretrained(tmp)
-            tokenizer.save_pretrained(tmp)
-            save_openvino_tokenizers(tokenizer, tmp)
+            try:
+                model.save_pretrained(tmp)
+                tokenizer.save_pretrained(tmp)
+                save_openvino_tokenizers(tokenizer, tmp)
+            except RuntimeError as exc:
+                raise_if_disk_full(tmp, exc)
+                raise
             write_json(tmp / MANIFEST_NAME, {**expected, "method": "export", "cli_equivalent": cli,
                                              "files": file_sizes(tmp)})
     except network_errors() as exc:

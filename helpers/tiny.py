@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from tqdm.auto import tqdm
 
 from .errors import ModelFolderError
-from .fsutil import atomic_directory, read_json
+from .fsutil import atomic_directory, check_writable, read_json
 from .paths import PathLike, resolve_workdir
 
 if TYPE_CHECKING:
@@ -216,6 +216,7 @@ def build_tiny_pair(workdir: PathLike | None = None, recipe: TrainingRecipe | No
         raise ModelFolderError(f"{root} exists but was not built here (no tiny_pair.json): move it away, or use another "
                                "work folder (--workdir).")
 
+    check_writable(root.parent)  # fail before minutes of training whose result could not be saved
     torch.set_num_threads(max(1, torch.get_num_threads()))
     texts = local_corpus(recipe.corpus_files)
     tokenizer = train_tokenizer(texts)
