@@ -29,14 +29,16 @@ from typing import Any
 
 from smolagents.local_python_executor import BASE_PYTHON_TOOLS, CodeOutput, InterpreterError, LocalPythonExecutor
 
+from .settings import AGENT
+
 # What model-written code may import: computation only. smolagents' defaults minus `time` (time.sleep blocks the
 # interpreter thread beyond any interrupt), `queue` (a blocking get() waits forever) and `stat` (file-mode constants,
 # useless without file access).
 AUTHORIZED_MODULES = ("collections", "datetime", "itertools", "math", "random", "re", "statistics", "unicodedata")
 # Attributes that read other attributes by name at run time, past the executor's check on dunder names.
 FORBIDDEN_ATTRIBUTES = frozenset(("format", "format_map"))
-CODE_TIME_LIMIT_S = 30.0
-CODE_MEMORY_LIMIT_MB = 1024
+CODE_TIME_LIMIT_S = AGENT.code_time_limit_s
+CODE_MEMORY_LIMIT_MB = AGENT.code_memory_limit_mb
 
 
 class CodeLimitError(InterpreterError):

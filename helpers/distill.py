@@ -500,6 +500,10 @@ def _finished_heal(dest: Path, key: dict[str, Any], config: HealConfig, checkpoi
 def _prepare_checkpoints(checkpoints: Path, key: dict[str, Any], overwrite: bool) -> None:
     """Start over (`overwrite`), or check that the checkpoints there were made with these settings; record them."""
     key_file = checkpoints / "heal_key.json"
+    if checkpoints.is_dir() and any(checkpoints.iterdir()) and not key_file.is_file():
+        # the Trainer rotates (deletes) checkpoint-* folders: never let it loose in a folder we did not stamp
+        raise ModelFolderError(f"{checkpoints} holds files that heal did not write (no heal_key.json). Move them away, "
+                               "or choose another --output.")
     if overwrite and (checkpoints / "heal_key.json").is_file() and is_main_process():
         import shutil
 

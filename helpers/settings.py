@@ -149,6 +149,8 @@ class AgentDefaults:
     max_new_tokens: int = 1024  # real models need room to write code
     tiny_max_new_tokens: int = 64  # tiny models write gibberish until the limit: keep their calls short
     search: str = "auto"
+    code_time_limit_s: float = 30.0  # per code step of the model (smolagents' own default)
+    code_memory_limit_mb: int = 1024  # growth of the data segment allowed per code step (Linux RLIMIT_DATA)
 
 
 BENCH = BenchDefaults()
