@@ -16,12 +16,13 @@ from typing import Any
 from smolagents import CodeAgent, Tool
 from smolagents.memory import ActionStep, PlanningStep
 from smolagents.models import ChatMessage, MessageRole, Model
-from smolagents.utils import AgentMaxStepsError
+from smolagents.utils import AgentGenerationError, AgentMaxStepsError
 
+from .agent_executor import AUTHORIZED_MODULES, CODE_MEMORY_LIMIT_MB, CODE_TIME_LIMIT_S, ContainedPythonExecutor
 from .agent_model import ModelCall, OpenVINOGenAIModel
 from .agent_tools import SlideDeckTool
-from .benchmark import BenchmarkResult, RunRecord, machine_description, peak_rss_mb
-from .errors import ConfigError
+from .benchmark import BenchmarkResult, RunRecord, machine_description, median, peak_rss_mb
+from .errors import AgentStoppedError, ConfigError, TutorialError
 from .fsutil import write_json
 from .settings import BLOG_TASK
 
@@ -38,8 +39,9 @@ AGENT_TASKS = (
     + GROUND_IN_SEARCH,
     "Explain Qwen3's thinking and non-thinking modes and its tool calling for agents in a slide deck" + GROUND_IN_SEARCH,
 )
-# The blog's notebook appended 'pptx' only, which refuses `from pptx.util import Inches`: submodules need the wildcard.
-AUTHORIZED_IMPORTS = ["pptx.*"]
+# Model-written code imports only pure-computation modules: python-pptx (which the blog's notebook authorized) can save
+# and read any path, so only the slide tool uses it, inside its output folder (see agent_executor).
+AUTHORIZED_IMPORTS = list(AUTHORIZED_MODULES)
 AGENT_INSTRUCTIONS = (
     "To make slides: first call web_search to collect facts, then call make_slide_deck once with a title and 4 to 6 "
     "slides of 2 to 5 short bullets each, then return the path it gives with final_answer."
@@ -52,12 +54,19 @@ OUTPUT_NAME = "agent"  # decks and run logs go to paths.outputs_dir(workdir, OUT
 
 
 def build_agent(model: Model, tools: list[Tool], max_steps: int = 6, stream: bool = False, verbosity: int = 1,
-                instructions: str | None = AGENT_INSTRUCTIONS) -> CodeAgent:
-    """A CodeAgent with only the imports the slide work needs (``pptx.*``) besides smolagents' safe defaults."""
+                instructions: str | None = AGENT_INSTRUCTIONS, code_time_limit_s: float = CODE_TIME_LIMIT_S,
+                code_memory_limit_mb: int | None = CODE_MEMORY_LIMIT_MB) -> CodeAgent:
+    """A CodeAgent whose code runs contained (`agent_executor.ContainedPythonExecutor`): computation-only imports, the
+    tools as bare functions (only the slide tool writes, inside its folder), and a time and memory cap per step."""
     if max_steps < 1:
         raise ConfigError(f"max_steps must be at least 1, got {max_steps}.")
-    return CodeAgent(tools=tools, model=model, additional_authorized_imports=list(AUTHORIZED_IMPORTS),
-                     max_steps=max_steps, stream_outputs=stream, verbosity_level=verbosity, instructions=instructions)
+    if code_time_limit_s <= 0 or (code_memory_limit_mb is not None and code_memory_limit_mb < 1):
+        raise ConfigError(f"The code limits must be positive, got {code_time_limit_s} s and {code_memory_limit_mb} MiB.")
+    executor = ContainedPythonExecutor(time_limit_s=code_time_limit_s, memory_limit_mb=code_memory_limit_mb)
+    agent = CodeAgent(tools=tools, model=model, executor=executor, max_steps=max_steps, stream_outputs=stream,
+                      verbosity_level=verbosity, instructions=instructions)
+    agent.authorized_imports = list(AUTHORIZED_IMPORTS)  # what the system prompt tells the model it may import
+    return agent
 
 
 class _StepTagger:
@@ -122,6 +131,7 @@ class AgentRun:
     decks: list[Path] = field(default_factory=list)
     repeat: int = 0
     settings: dict[str, Any] = field(default_factory=dict)
+    error: str = ""  # why the run stopped early (e.g. the conversation outgrew the model's context); "" if it did not
 
     @property
     def seconds(self) -> float:
@@ -153,9 +163,9 @@ class AgentRun:
             acceptance_rate=(sum(r.accepted_tokens or 0 for r in runs) / drafted) if drafted else None,
             accepted_tokens=sum(r.accepted_tokens or 0 for r in runs) if drafted else None,
             draft_tokens=drafted or None,
-            draft_to_main_ratio=statistics.median(ratios) if ratios else None,
+            draft_to_main_ratio=median(ratios),
             steps=target_passes or None,
-            cost_ratio=statistics.median(costs) if costs else None,
+            cost_ratio=median(costs),
             text=self.final_answer,
         )
 
@@ -168,6 +178,7 @@ class AgentRun:
             "decks": [str(p) for p in self.decks],
             "seconds": self.seconds,
             "settings": self.settings,
+            "error": self.error,
             "steps": self.steps,
             "calls": [{**c.row(), "thinking": c.thinking, "answer": c.answer} for c in self.calls],
             "totals": asdict(self.record()),
@@ -183,7 +194,8 @@ def run_agent(agent: CodeAgent, task: str = BLOG_TASK, label: str | None = None,
     """Run `agent` on `task` and collect, per step: wall time, tokens, acceptance rate, code, observation, error.
 
     Model errors (unparsable output, failing code) are part of a run, not exceptions: the agent retries until
-    max_steps and then asks the model for a final answer.
+    max_steps and then asks the model for a final answer. A run our model cannot continue (its conversation outgrew
+    the context) raises `AgentStoppedError` carrying the run so far, so its log can still be written.
     """
     model = agent.model
     tagger = _StepTagger(model)
@@ -191,7 +203,13 @@ def run_agent(agent: CodeAgent, task: str = BLOG_TASK, label: str | None = None,
     agent.step_callbacks.register(PlanningStep, tagger)
     slide_tools = [t for t in agent.tools.values() if isinstance(t, SlideDeckTool)]
     already = {id(t): len(t.written) for t in slide_tools}
-    answer = agent.run(task)
+    failure: TutorialError | None = None
+    try:
+        answer = agent.run(task)
+    except AgentGenerationError as exc:
+        if not isinstance(exc.__cause__, TutorialError):
+            raise
+        failure, answer = exc.__cause__, ""
     steps = []
     for memory_step in agent.memory.steps:
         if not isinstance(memory_step, (ActionStep, PlanningStep)):
@@ -221,9 +239,12 @@ def run_agent(agent: CodeAgent, task: str = BLOG_TASK, label: str | None = None,
     for name in ("max_new_tokens", "enable_thinking", "num_assistant_tokens", "assistant_confidence_threshold"):
         if hasattr(model, name):
             settings[name] = getattr(model, name)
-    return AgentRun(label=label or getattr(model, "label", type(model).__name__), task=task,
-                    final_answer=_short(answer, 2000),
-                    steps=steps, calls=calls, decks=decks, repeat=repeat, settings=settings)
+    run = AgentRun(label=label or getattr(model, "label", type(model).__name__), task=task,
+                   final_answer=_short(answer, 2000), steps=steps, calls=calls, decks=decks, repeat=repeat,
+                   settings=settings, error=str(failure or ""))
+    if failure is not None:
+        raise AgentStoppedError(f"The agent stopped after {len(steps)} step(s): {failure}", run=run) from failure
+    return run
 
 
 @dataclass
@@ -254,7 +275,7 @@ class AgentComparison:
             rows.append({"label": label, "step": number, "runs": len(steps),
                          "seconds": statistics.median(s["seconds"] or 0.0 for s in steps),
                          "output_tokens": statistics.median(s["output_tokens"] or 0 for s in steps),
-                         "acceptance_rate": statistics.median(accepted) if accepted else None})
+                         "acceptance_rate": median(accepted)})
         order = {label: i for i, label in enumerate(dict.fromkeys(run.label for run in self.runs))}  # baseline first
         return sorted(rows, key=lambda r: (r["step"], order[r["label"]]))
 

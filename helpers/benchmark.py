@@ -9,15 +9,17 @@ sequential blocks would compare phases, not configurations.
 from __future__ import annotations
 
 import json
+import math
 import platform
 import statistics
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import PromptFileError
-from .fsutil import write_json
-from .generation import chat_prompt
+from .errors import ConfigError, PromptFileError
+from .fsutil import append_jsonl, write_json
+from .generation import chat_prompt, check_prompt_fits, generate_interruptibly
 from .prompts import Prompt
 
 RESULT_SCHEMA_VERSION = 1
@@ -46,10 +48,37 @@ class RunRecord:
     text: str = ""
 
 
+def defined(value: float | None) -> float | None:
+    """`value`, or None when it is undefined (None, NaN or infinite: e.g. an acceptance rate with nothing drafted)."""
+    return float(value) if value is not None and math.isfinite(value) else None
+
+
+def median(values: Iterable[float | None]) -> float | None:
+    """The median of the defined values (see `defined`), or None if there are none.
+
+    NaN is excluded explicitly: ``statistics.median`` with a NaN in the list gives an answer that depends on the order.
+    """
+    kept = [v for v in (defined(x) for x in values) if v is not None]
+    return statistics.median(kept) if kept else None
+
+
+def json_safe(data: Any) -> Any:
+    """`data` with every non-finite float replaced by None (JSON has no NaN)."""
+    if isinstance(data, float):
+        return defined(data)
+    if isinstance(data, dict):
+        return {key: json_safe(value) for key, value in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [json_safe(value) for value in data]
+    return data
+
+
 def measure(pipe: Any, prompt_text: str, config: Any, label: str = "", prompt_id: str = "", repeat: int = 0,
             streamer: Any = None) -> RunRecord:
-    """Run one generation and read its metrics. `prompt_text` is already chat-formatted (see `chat_prompt`)."""
-    result = pipe.generate([prompt_text], config, streamer)
+    """Run one generation and read its metrics. `prompt_text` is already chat-formatted (see `chat_prompt`).
+
+    Ctrl-C stops the generation at the next token and then raises KeyboardInterrupt (see `generate_interruptibly`)."""
+    result = generate_interruptibly(pipe, [prompt_text], config, streamer)
     metrics = result.perf_metrics
     record = RunRecord(
         label=label,
@@ -66,17 +95,18 @@ def measure(pipe: Any, prompt_text: str, config: Any, label: str = "", prompt_id
     )
     extended = result.extended_perf_metrics
     if extended is not None and hasattr(extended, "get_draft_acceptance_rate"):
-        record.acceptance_rate = float(extended.get_draft_acceptance_rate())
         record.accepted_tokens = int(extended.get_num_accepted_tokens())
         record.draft_tokens = int(extended.get_num_draft_tokens())
-        record.draft_to_main_ratio = float(extended.get_draft_to_main_inference_duration_ratio())
+        # Nothing drafted (e.g. a confidence threshold the draft never reaches): the rate is 0/0, undefined, not NaN.
+        record.acceptance_rate = defined(extended.get_draft_acceptance_rate()) if record.draft_tokens else None
+        record.draft_to_main_ratio = defined(extended.get_draft_to_main_inference_duration_ratio())
         main_calls = len(extended.main_model_metrics.raw_metrics.m_batch_sizes)
         draft_calls = len(extended.draft_model_metrics.raw_metrics.m_batch_sizes)
         main_ms = extended.main_model_metrics.get_inference_duration().mean
         draft_ms = extended.draft_model_metrics.get_inference_duration().mean
         record.steps = main_calls
         if main_calls and draft_calls and main_ms > 0:
-            record.cost_ratio = (draft_ms / draft_calls) / (main_ms / main_calls)
+            record.cost_ratio = defined((draft_ms / draft_calls) / (main_ms / main_calls))
     return record
 
 
@@ -89,11 +119,15 @@ class Candidate:
     config: Any
 
 
-def _quartiles(values: list[float]) -> tuple[float, float, float]:
-    if len(values) == 1:
-        return values[0], values[0], values[0]
-    q1, median, q3 = statistics.quantiles(values, n=4, method="inclusive")
-    return q1, median, q3
+def _quartiles(values: Iterable[float | None]) -> tuple[float | None, float | None, float | None]:
+    """(q1, median, q3) of the defined values; (None, None, None) if there are none."""
+    kept = [v for v in (defined(x) for x in values) if v is not None]
+    if not kept:
+        return None, None, None
+    if len(kept) == 1:
+        return kept[0], kept[0], kept[0]
+    q1, middle, q3 = statistics.quantiles(kept, n=4, method="inclusive")
+    return q1, middle, q3
 
 
 def machine_description() -> dict[str, Any]:
@@ -172,37 +206,36 @@ class BenchmarkResult:
             ratios = [b.tpot_ms / c.tpot_ms for b, c in pairs if c.tpot_ms > 0]
             e2e = [(b.generate_ms / max(b.generated_tokens, 1)) / (c.generate_ms / max(c.generated_tokens, 1))
                    for b, c in pairs if c.generate_ms > 0]
-            tpot_q = _quartiles([r.tpot_ms for r in runs])
-            speed_q = _quartiles(ratios) if ratios else (float("nan"),) * 3
-            accept = [r.acceptance_rate for r in runs if r.acceptance_rate is not None]
-            cost = [r.cost_ratio for r in runs if r.cost_ratio is not None]
+            tpot_q = _quartiles(r.tpot_ms for r in runs)
+            speed_q = _quartiles(ratios)
             per_step = [r.generated_tokens / r.steps for r in runs if r.steps]
             row: dict[str, Any] = {"label": label, **self.speculation(label)}
             if by_prompt:
                 row["prompt"] = prompt_id
             row.update({
                 "runs": len(runs),
-                "ttft_ms": statistics.median(r.ttft_ms for r in runs),
+                "ttft_ms": median(r.ttft_ms for r in runs),
                 "tpot_ms": tpot_q[1],
-                "tpot_iqr_ms": tpot_q[2] - tpot_q[0],
-                "throughput_tps": statistics.median(r.throughput_tps for r in runs),
-                "generated_tokens": statistics.median(r.generated_tokens for r in runs),
-                "input_tokens": statistics.median(r.input_tokens for r in runs),
-                "load_ms": statistics.median(r.load_ms for r in runs),
-                "acceptance_rate": statistics.median(accept) if accept else None,
-                "cost_ratio": statistics.median(cost) if cost else None,
-                "tokens_per_step": statistics.median(per_step) if per_step else None,
+                "tpot_iqr_ms": tpot_q[2] - tpot_q[0] if tpot_q[1] is not None else None,
+                "throughput_tps": median(r.throughput_tps for r in runs),
+                "generated_tokens": median(r.generated_tokens for r in runs),
+                "input_tokens": median(r.input_tokens for r in runs),
+                "load_ms": median(r.load_ms for r in runs),
+                "acceptance_rate": median(r.acceptance_rate for r in runs),
+                "cost_ratio": median(r.cost_ratio for r in runs),
+                "tokens_per_step": median(per_step),
                 "speedup": speed_q[1],
                 "speedup_lo": speed_q[0],
                 "speedup_hi": speed_q[2],
-                "e2e_speedup": statistics.median(e2e) if e2e else float("nan"),
+                "e2e_speedup": median(e2e),
                 "identical_to_baseline": (sum(b.text == c.text for b, c in pairs) / len(pairs)) if pairs else None,
             })
             rows.append(row)
         return rows
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        """Plain data for JSON; undefined numbers (NaN, infinity) become null, so the file is valid JSON."""
+        return json_safe({
             "schema_version": RESULT_SCHEMA_VERSION,
             "baseline": self.baseline,
             "settings": self.settings,
@@ -211,7 +244,7 @@ class BenchmarkResult:
             "summary": self.summary(),
             "per_prompt": self.summary(by_prompt=True),
             "runs": [asdict(r) for r in self.records],
-        }
+        })
 
     def to_json(self, path: str | Path) -> Path:
         """Write the results (settings, machine, summary, per-prompt summary, every run) atomically."""
@@ -220,9 +253,36 @@ class BenchmarkResult:
 
     @classmethod
     def from_json(cls, path: str | Path) -> BenchmarkResult:
-        data = json.loads(Path(path).read_text())
-        return cls(records=[RunRecord(**r) for r in data["runs"]], baseline=data["baseline"], settings=data["settings"],
-                   machine=data.get("machine", {}), peak_rss_mb=data.get("peak_rss_mb", 0.0))
+        try:
+            data = json.loads(Path(path).read_text())
+            return cls(records=[RunRecord(**r) for r in data["runs"]], baseline=data["baseline"],
+                       settings=data["settings"], machine=data.get("machine", {}),
+                       peak_rss_mb=data.get("peak_rss_mb", 0.0))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(f"{path} is not a readable benchmark result ({type(exc).__name__}: {exc}). Delete it "
+                              "and measure again.") from exc
+
+
+def partial_results_path(json_path: str | Path) -> Path:
+    """Where runs are appended while a benchmark that ends in `json_path` is measuring."""
+    json_path = Path(json_path)
+    return json_path.with_name(json_path.name + ".partial.jsonl")
+
+
+def keep_earlier_partial(partial: Path) -> Path | None:
+    """Move the runs of an earlier, interrupted benchmark aside (never overwrite them); returns where they went."""
+    if not partial.is_file():
+        return None
+    kept = partial.with_name(f"{partial.name.removesuffix('.jsonl')}-{int(partial.stat().st_mtime)}.jsonl")
+    partial.rename(kept)
+    return kept
+
+
+def read_partial_runs(partial: str | Path) -> list[RunRecord]:
+    """The runs an interrupted benchmark appended to `partial` (a torn last line is dropped)."""
+    from .fsutil import read_jsonl
+
+    return [RunRecord(**record) for record in read_jsonl(Path(partial))]
 
 
 def run_interleaved(
@@ -233,14 +293,20 @@ def run_interleaved(
     enable_thinking: bool = False,
     baseline: str | None = None,
     progress: bool = True,
+    partial_path: str | Path | None = None,
+    context_length: int | None = None,
 ) -> BenchmarkResult:
     """Run every candidate on every prompt `repeats` times, interleaved, after `warmup` untimed runs each.
 
     The candidate order rotates from one repeat to the next so that no configuration always runs right after the same
-    neighbour. The first candidate is the baseline unless `baseline` names another.
+    neighbour. The first candidate is the baseline unless `baseline` names another. With `partial_path`, each run is
+    appended there (one JSON line, flushed) as soon as it is measured, so a crash or Ctrl-C keeps what was measured.
+    With `context_length`, a prompt that does not fit with each candidate's max_new_tokens is refused before any run.
     """
     from tqdm.auto import tqdm
 
+    if repeats < 1 or warmup < 0:
+        raise ConfigError(f"repeats must be at least 1 and warmup at least 0, got {repeats} and {warmup}.")
     if not candidates:
         raise ValueError("run_interleaved needs at least one candidate.")
     if not prompts:
@@ -253,6 +319,10 @@ def run_interleaved(
         raise ValueError(f"Baseline {baseline!r} is not one of the candidates {labels}.")
     # Target and draft share a tokenizer, and all candidates load the same target, so one rendering serves all.
     rendered = {p.id: chat_prompt(candidates[0].pipe, p.text, enable_thinking) for p in prompts}
+    if context_length:
+        longest = max(int(getattr(c.config, "max_new_tokens", 0) or 0) for c in candidates)
+        for prompt in prompts:
+            check_prompt_fits(candidates[0].pipe, rendered[prompt.id], longest, context_length, f"Prompt {prompt.id!r}")
     for candidate in candidates:
         for _ in range(warmup):
             candidate.pipe.generate([rendered[prompts[0].id]], candidate.config)
@@ -266,6 +336,8 @@ def run_interleaved(
                 for candidate in order:
                     records.append(measure(candidate.pipe, rendered[prompt.id], candidate.config, candidate.label,
                                            prompt.id, repeat))
+                    if partial_path is not None:
+                        append_jsonl(Path(partial_path), [json_safe(asdict(records[-1]))])
                     bar.update()
     settings = {
         "repeats": repeats,
@@ -303,5 +375,5 @@ def harness_overhead(pipe: Any, prompt_text: str, config: Any, repeats: int = 20
         measure(pipe, prompt_text, config)
         wrapped = time.perf_counter() - start
         ratios.append(wrapped / bare)
-    q1, median, q3 = _quartiles(ratios)
-    return {"overhead": median - 1.0, "overhead_lo": q1 - 1.0, "overhead_hi": q3 - 1.0, "pairs": float(repeats)}
+    q1, middle, q3 = _quartiles(ratios)
+    return {"overhead": middle - 1.0, "overhead_lo": q1 - 1.0, "overhead_hi": q3 - 1.0, "pairs": float(repeats)}

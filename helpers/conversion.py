@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shlex
 import time
 import warnings
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ModelFolderError
-from .fsutil import atomic_directory, read_json, remove_stale_partials, write_json
+from .fsutil import atomic_directory, check_writable, raise_if_disk_full, read_json, remove_stale_partials, write_json
 from .hf import hub_unreachable, is_hub_id, network_errors
 from .paths import PathLike, models_dir
 from .presets import PYPI_GGUF_SOURCE_PREFIX, TINY_SOURCE_PREFIX, ModelSpec, Preset, WeightFormat
@@ -27,6 +28,9 @@ MODEL_FILES = ("openvino_model.xml", "openvino_model.bin")
 TOKENIZER_FILES = ("openvino_tokenizer.xml", "openvino_tokenizer.bin", "openvino_detokenizer.xml",
                    "openvino_detokenizer.bin")
 HF_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf")
+_DATA_TAG = re.compile(rb"<data\b[^>]*>")
+_OFFSET = re.compile(rb'\boffset="(\d+)"')
+_SIZE = re.compile(rb'\bsize="(\d+)"')
 
 
 @dataclass
@@ -90,6 +94,38 @@ def missing_files(path: Path, require_tokenizer: bool = True) -> list[str]:
     return [name for name in needed if not (Path(path) / name).is_file()]
 
 
+def weights_needed(xml: Path) -> int:
+    """Bytes the .bin beside `xml` must hold: the end of the furthest constant the IR reads from it."""
+    needed = 0
+    for tag in _DATA_TAG.findall(Path(xml).read_bytes()):
+        offset, size = _OFFSET.search(tag), _SIZE.search(tag)
+        if offset and size:
+            needed = max(needed, int(offset.group(1)) + int(size.group(1)))
+    return needed
+
+
+def file_sizes(path: Path) -> dict[str, int]:
+    """Sizes of the model and tokenizer files in `path`, as recorded in our manifest when the folder is written."""
+    return {name: (Path(path) / name).stat().st_size for name in MODEL_FILES + TOKENIZER_FILES
+            if (Path(path) / name).is_file()}
+
+
+def damaged_files(path: Path) -> list[str]:
+    """Files of an OpenVINO folder that are shorter than their IR needs, or differ in size from what our manifest
+    recorded when the folder was written (a truncated copy, a full disk, a partial download)."""
+    path = Path(path)
+    damaged = []
+    for xml_name in (MODEL_FILES[0], *TOKENIZER_FILES[0::2]):
+        xml, weights = path / xml_name, (path / xml_name).with_suffix(".bin")
+        if xml.is_file() and weights.is_file() and weights.stat().st_size < weights_needed(xml):
+            damaged.append(weights.name)
+    recorded = (read_manifest(path) or {}).get("files")
+    if isinstance(recorded, dict):
+        actual = file_sizes(path)
+        damaged += [name for name, size in recorded.items() if actual.get(name) != size and name not in damaged]
+    return damaged
+
+
 def check_ov_model_dir(path: str | Path, require_tokenizer: bool = True) -> Path:
     """Return `path` if it is a complete OpenVINO model folder, else raise `ModelFolderError` naming the fix."""
     path = Path(path).expanduser()
@@ -107,7 +143,18 @@ def check_ov_model_dir(path: str | Path, require_tokenizer: bool = True) -> Path
             else "It may be half-written by an interrupted run: delete it and convert again."
         )
         raise ModelFolderError(f"{path} is not a complete OpenVINO model folder: missing {', '.join(missing)}. {hint}")
+    damaged = damaged_files(path)
+    if damaged:
+        raise ModelFolderError(f"{path} is damaged: {', '.join(damaged)} is truncated or changed since it was written. "
+                               f"{reconvert_hint(path)}")
     return path
+
+
+def reconvert_hint(path: Path) -> str:
+    """How to make a model folder again: ours are re-made by the convert command, others must be replaced by hand."""
+    if read_manifest(path) is not None:
+        return "Convert it again: `python -m helpers convert` (with the same --preset or --source) re-makes it."
+    return "Delete it and convert or download the model again."
 
 
 def read_manifest(path: Path) -> dict[str, Any] | None:
@@ -158,7 +205,7 @@ def _resolve_source(source: str | Path) -> str:
 
 def _finished(dest: Path, expected: dict[str, Any]) -> bool:
     manifest = read_manifest(dest)
-    if manifest is None or missing_files(dest):
+    if manifest is None or missing_files(dest) or damaged_files(dest):
         return False
     return all(manifest.get(k) == v for k, v in expected.items())
 
@@ -166,20 +213,23 @@ def _finished(dest: Path, expected: dict[str, Any]) -> bool:
 def _check_destination(dest: Path, expected: dict[str, Any], overwrite: bool) -> bool:
     """True if `dest` already holds the finished model.
 
-    A folder we made before (it has our manifest) but for other settings, or damaged since, is simply made again; a
-    folder without our manifest may hold someone's files, so it is only replaced with `overwrite`.
+    A folder we made before (it has our manifest) but for other settings, or damaged since, is made again (`overwrite`
+    forces that). A folder without our manifest may hold someone's files (``--output .`` is the current folder), so it
+    is never deleted, with or without `overwrite`.
     """
     remove_stale_partials(dest.parent, dest.name)
     if not dest.exists():
         return False
-    if _finished(dest, expected) and not overwrite:
-        return True
-    if overwrite or read_manifest(dest) is not None:
-        return False
-    raise ModelFolderError(
-        f"{dest} already exists and was not written by these helpers (no {MANIFEST_NAME}): it may be unfinished or "
-        "someone's own files. Delete it, or pass overwrite=True / --overwrite."
-    )
+    if not dest.is_dir():
+        raise ModelFolderError(f"{dest} is a file, not a folder: choose another destination (--output).")
+    if read_manifest(dest) is None and (dest / MANIFEST_NAME).is_file():
+        raise ModelFolderError(f"{dest}/{MANIFEST_NAME} is unreadable (torn or edited), so it is unknown what the folder "
+                               "holds: delete the folder and convert again.")
+    if read_manifest(dest) is None:
+        raise ModelFolderError(
+            f"{dest} already exists and was not written by these helpers (no {MANIFEST_NAME}), so it is never "
+            "replaced: choose a new destination (--output), or delete that folder yourself.")
+    return _finished(dest, expected) and not overwrite
 
 
 @contextlib.contextmanager
@@ -250,6 +300,7 @@ def export_model(
     from optimum.intel import OVModelForCausalLM
     from transformers import AutoTokenizer
 
+    check_writable(dest.parent)  # a read-only or full destination fails now, not after the export
     start = time.perf_counter()
     try:
         tokenizer = AutoTokenizer.from_pretrained(resolved)
@@ -258,10 +309,15 @@ def export_model(
                 resolved, export=True, compile=False, quantization_config=nncf_config(weights),
                 load_in_8bit=False if weights.bits == 16 else None,
             )
-            model.save_pretrained(tmp)
-            tokenizer.save_pretrained(tmp)
-            save_openvino_tokenizers(tokenizer, tmp)
-            write_json(tmp / MANIFEST_NAME, {**expected, "method": "export", "cli_equivalent": cli})
+            try:
+                model.save_pretrained(tmp)
+                tokenizer.save_pretrained(tmp)
+                save_openvino_tokenizers(tokenizer, tmp)
+            except RuntimeError as exc:
+                raise_if_disk_full(tmp, exc)
+                raise
+            write_json(tmp / MANIFEST_NAME, {**expected, "method": "export", "cli_equivalent": cli,
+                                             "files": file_sizes(tmp)})
     except network_errors() as exc:
         raise hub_unreachable(resolved, exc) from exc
     except OSError as exc:
@@ -288,7 +344,7 @@ def download_preconverted(repo_id: str, dest: str | Path, *, role: str = "model"
                 raise ModelFolderError(
                     f"{repo_id} downloaded but lacks {', '.join(missing_files(tmp))}: it is not an OpenVINO GenAI model."
                 )
-            write_json(tmp / MANIFEST_NAME, {**expected, "method": "download"})
+            write_json(tmp / MANIFEST_NAME, {**expected, "method": "download", "files": file_sizes(tmp)})
     except network_errors() as exc:
         raise hub_unreachable(repo_id, exc) from exc
     return _result(role, dest, repo_id, "pre-converted", "downloaded", time.perf_counter() - start, None)

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -125,9 +124,12 @@ def generate_distillation_data(
     target_dir = Path(target_dir).expanduser().resolve()
     settings = {"target": _target_identity(target_dir), "max_new_tokens": max_new_tokens, "enable_thinking": enable_thinking}
     settings_file = data_settings_path(output)
-    previous = json.loads(settings_file.read_text()) if settings_file.is_file() else {}
+    previous = read_json(settings_file) if settings_file.is_file() else {}
     done: set[str] = set()
     if output.is_file() and output.stat().st_size:
+        if previous is None:  # torn or edited: the answers cannot be matched to their settings
+            raise PromptFileError(f"{settings_file} is unreadable, so it is unknown how {output} was made. Delete "
+                                  "both files to start over, or write to another --output.")
         differing = {k: (previous.get(k), v) for k, v in settings.items() if previous.get(k) != v}
         if differing:
             raise ConfigError(f"{output} was made with other settings ({differing}: was, now). Write to another file, "
@@ -190,6 +192,13 @@ class HealResult:
     steps_per_second: float = 0.0
     tokens_per_second: float = 0.0
     checkpoints: Path | None = None
+    resumed_from: Path | None = None  # the newest complete checkpoint this call continued from
+
+    def describe_resume(self) -> str:
+        """One sentence saying where training started: which checkpoint, or from scratch."""
+        if self.resumed_from is None:
+            return "started from scratch (no complete checkpoint)" if self.action != "reused" else "reused"
+        return f"resumed from {self.resumed_from} (step {self.resumed_from_step}, the newest complete checkpoint)"
 
     def row(self) -> dict[str, Any]:
         first = self.losses[0][1] if self.losses else None
@@ -434,7 +443,7 @@ def heal(
         losses=[(int(e["step"]), float(e["loss"])) for e in trainer.state.log_history if "loss" in e],
         train_seconds=runtime, steps_per_second=ran_steps / runtime if runtime else 0.0,
         tokens_per_second=(trainer.state.num_input_tokens_seen - tokens_before) / runtime if runtime else 0.0,
-        checkpoints=checkpoints,
+        checkpoints=checkpoints, resumed_from=last,
     )
     if steps_done < config.steps:
         result.action = "stopped"
@@ -474,7 +483,7 @@ def _finished_heal(dest: Path, key: dict[str, Any], config: HealConfig, checkpoi
                               losses=[tuple(x) for x in manifest["losses"]], checkpoints=checkpoints)
         raise ModelFolderError(f"{dest} holds a model healed with other settings or data. Delete it or pass "
                                "overwrite=True (--overwrite).")
-    if dest.exists() and not overwrite and not finished.is_file():
+    if dest.exists() and not finished.is_file():  # never replaced, even with overwrite: it is not ours
         raise ModelFolderError(f"{dest} exists but is not a healed model. Delete it or choose another destination.")
     return None
 
@@ -482,6 +491,10 @@ def _finished_heal(dest: Path, key: dict[str, Any], config: HealConfig, checkpoi
 def _prepare_checkpoints(checkpoints: Path, key: dict[str, Any], overwrite: bool) -> None:
     """Start over (`overwrite`), or check that the checkpoints there were made with these settings; record them."""
     key_file = checkpoints / "heal_key.json"
+    if checkpoints.is_dir() and any(checkpoints.iterdir()) and not key_file.is_file():
+        # the Trainer rotates (deletes) checkpoint-* folders: never let it loose in a folder we did not stamp
+        raise ModelFolderError(f"{checkpoints} holds files that heal did not write (no heal_key.json). Move them away, "
+                               "or choose another --output.")
     if overwrite and (checkpoints / "heal_key.json").is_file() and is_main_process():
         import shutil
 

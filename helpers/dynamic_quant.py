@@ -403,6 +403,8 @@ def fingerprint(
     from tqdm.auto import tqdm
 
     settings = settings_for(group_sizes)
+    if not lengths or min(lengths) < 1:
+        raise ConfigError(f"Prompt lengths must be at least 1 token each, got {list(lengths)}.")
     extra = dict(extra_properties or {})
     if PROPERTY in extra:
         raise ConfigError(f"Pass the group sizes as group_sizes, not {PROPERTY} in extra_properties.")
@@ -616,7 +618,7 @@ def compare_timing(
     through `benchmark.run_interleaved`; every generation has the same number of new tokens (EOS ignored).
     """
     from .benchmark import Candidate, run_interleaved
-    from .generation import generation_config, load_pipeline
+    from .generation import context_length, generation_config, load_pipeline
 
     if group_size_on is not None and check_group_size(group_size_on) == OFF:
         raise ConfigError("group_size_on=0 would compare DQ off with itself; pass None (device default) or a group size.")
@@ -627,7 +629,8 @@ def compare_timing(
     prompts = [exact_length_prompt(off_pipe, n) for n in sorted(lengths)]
     config = generation_config(max_new_tokens, ignore_eos=True)
     result = run_interleaved([Candidate(off_label, off_pipe, config), Candidate(on_label, on_pipe, config)], prompts,
-                             repeats=repeats, warmup=warmup, baseline=off_label)
+                             repeats=repeats, warmup=warmup, baseline=off_label,
+                             context_length=context_length(target_dir))
     result.settings.update({"target": str(target_dir), "device": device, "group_size_on": group_size_on,
                             "lengths": list(lengths)})
     return TimingResult(result, off_label, on_label, timing_rows(result, off_label, on_label))

@@ -52,6 +52,14 @@ class ToolInputError(TutorialError):
     """
 
 
+class AgentStoppedError(TutorialError):
+    """An agent run that had to stop (e.g. its conversation outgrew the model's context); `run` holds what it did."""
+
+    def __init__(self, message: str, run: object = None) -> None:
+        super().__init__(message)
+        self.run = run
+
+
 class MissingPackageError(TutorialError, ImportError):
     """An optional package (e.g. `datasets`) that a feature needs is not installed; the message names the pip command."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -40,6 +41,25 @@ def atomic_directory(final: Path, replace: bool = False) -> Iterator[Path]:
         shutil.rmtree(old, ignore_errors=True)
     else:
         tmp.rename(final)
+
+
+def check_writable(folder: Path) -> None:
+    """Raise the operating system's error now if `folder` cannot be created or written (read-only, a file in the
+    way, no permission), rather than after minutes of work whose result could not be saved."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:  # name the folder, not the probe file
+        raise OSError(exc.errno, exc.strerror, str(folder)) from exc
+
+
+def raise_if_disk_full(folder: Path, exc: BaseException, margin_bytes: int = 16 * 2**20) -> None:
+    """Raise ENOSPC (from `exc`) if the disk under `folder` is (nearly) full: C++ libraries such as OpenVINO report a
+    full disk as a generic stream error ("basic_ios::clear: iostream error"). Call it before cleaning up."""
+    if shutil.disk_usage(folder).free < margin_bytes:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(folder)) from exc
 
 
 def remove_stale_partials(parent: Path, name: str) -> list[Path]:

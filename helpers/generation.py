@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .conversion import check_ov_model_dir
+from .conversion import check_ov_model_dir, reconvert_hint
 from .devices import check_device
-from .errors import ConfigError, TokenizerMismatchError
+from .errors import ConfigError, ModelFolderError, TokenizerMismatchError
 
 # Text that exercises code, digits, unicode and the chat/think markup: two tokenizers that agree on it agree in practice.
 TOKENIZER_PROBE = (
@@ -84,12 +88,105 @@ def load_pipeline(
     device = check_device(device)
     if draft_dir is not None:
         draft_dir = check_ov_model_dir(draft_dir)
-        check_same_tokenizer(target_dir, draft_dir)
-        draft = og.draft_model(str(draft_dir), check_device(draft_device or device), **properties)
-        return og.LLMPipeline(str(target_dir), device, draft_model=draft, **properties)
-    if prompt_lookup:
-        return og.LLMPipeline(str(target_dir), device, prompt_lookup=True, **properties)
-    return og.LLMPipeline(str(target_dir), device, **properties)
+        with _load_errors(draft_dir):
+            check_same_tokenizer(target_dir, draft_dir)
+            draft = og.draft_model(str(draft_dir), check_device(draft_device or device), **properties)
+        with _load_errors(target_dir, draft_dir):
+            return og.LLMPipeline(str(target_dir), device, draft_model=draft, **properties)
+    with _load_errors(target_dir):
+        if prompt_lookup:
+            return og.LLMPipeline(str(target_dir), device, prompt_lookup=True, **properties)
+        return og.LLMPipeline(str(target_dir), device, **properties)
+
+
+def last_line(exc: BaseException, limit: int = 200) -> str:
+    """The last non-empty line of an error (OpenVINO puts its reason there, under a stack of source locations)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    text = lines[-1] if lines else type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@contextmanager
+def _load_errors(*folders: Path) -> Iterator[None]:
+    """Turn OpenVINO's failure to read a model folder into one `ModelFolderError` naming the folder(s) and the fix."""
+    try:
+        yield
+    except RuntimeError as exc:
+        names = " or ".join(str(f) for f in folders)
+        raise ModelFolderError(f"OpenVINO GenAI could not load {names} ({last_line(exc)}). If it is damaged: "
+                               f"{reconvert_hint(folders[-1])}") from exc
+
+
+def context_length(model_dir: str | Path) -> int | None:
+    """The model's context in tokens (``max_position_embeddings`` in its config.json), or None if not recorded."""
+    try:
+        value = json.loads((Path(model_dir) / "config.json").read_text()).get("max_position_embeddings")
+        return int(value) if value else None
+    except (OSError, ValueError, TypeError, AttributeError):
+        return None
+
+
+def count_tokens(pipe: Any, text: str) -> int:
+    """Tokens of `text` (already chat-formatted) with the pipeline's own tokenizer."""
+    return int(pipe.get_tokenizer().encode(text).input_ids.get_shape()[1])
+
+
+def check_prompt_fits(pipe: Any, text: str, max_new_tokens: int, limit: int | None, what: str = "The prompt") -> int:
+    """Refuse, before any generation, a prompt that with `max_new_tokens` does not fit the model's context `limit`.
+
+    A prompt past the context is not an error to OpenVINO GenAI: it runs (a 192k-token prompt prefilled for minutes,
+    deaf to Ctrl-C) and answers from positions the model never learnt. Returns the prompt's token count."""
+    tokens = count_tokens(pipe, text)
+    if limit and tokens + max_new_tokens > limit:
+        raise ConfigError(f"{what} is {tokens:,} tokens; with max_new_tokens {max_new_tokens} that is "
+                          f"{tokens + max_new_tokens:,}, more than the model's context of {limit:,} tokens. Shorten the "
+                          "prompt or lower max_new_tokens (--max-new-tokens).")
+    return tokens
+
+
+def generate_interruptibly(pipe: Any, inputs: Any, config: Any, streamer: Callable[[str], Any] | None = None) -> Any:
+    """``pipe.generate(inputs, config, streamer)`` that Ctrl-C stops at the next token, then raises KeyboardInterrupt.
+
+    OpenVINO GenAI runs the streamer outside the main thread and holds the main thread in C++ until generation ends,
+    so Python cannot deliver Ctrl-C there. Here generation runs in a worker thread while the main thread waits in
+    short joins (where Ctrl-C does arrive) and asks the streamer to stop. A prompt still being prefilled stops at
+    its first token: that is why over-long prompts are refused up front (`check_prompt_fits`).
+    """
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():  # only the main thread ever receives Ctrl-C
+        return pipe.generate(inputs, config, interruptible_streamer(stop, streamer))
+    outcome: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            outcome["result"] = pipe.generate(inputs, config, interruptible_streamer(stop, streamer))
+        except BaseException as exc:  # handed to the caller below
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=work, name="openvino-genai-generate", daemon=True)
+    worker.start()
+    try:
+        while worker.is_alive():
+            worker.join(0.1)
+    except KeyboardInterrupt:
+        stop.set()
+        worker.join()
+        raise
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]
+
+
+def interruptible_streamer(stop: threading.Event, streamer: Callable[[str], Any] | None = None) -> Callable[[str], Any]:
+    """A streamer that stops generation once `stop` is set, else defers to `streamer` (if any)."""
+    import openvino_genai as og
+
+    def stream(subword: str) -> Any:
+        if stop.is_set():
+            return og.StreamingStatus.STOP
+        return streamer(subword) if streamer is not None else og.StreamingStatus.RUNNING
+
+    return stream
 
 
 def chat_prompt(pipe: Any, user_text: str, enable_thinking: bool = False, system: str | None = None,
@@ -148,13 +245,16 @@ def quick_generate(model_dir: str | Path, prompt: str = "Write a Python function
     """Load a converted model and answer one chat prompt: the smoke test after a conversion."""
     import openvino_genai as og
 
+    config = generation_config(max_new_tokens)
     pipe = load_pipeline(model_dir, device)
+    text = chat_prompt(pipe, prompt)
+    check_prompt_fits(pipe, text, max_new_tokens, context_length(model_dir))
 
     def printer(subword: str) -> og.StreamingStatus:
         print(subword, end="", flush=True)
         return og.StreamingStatus.RUNNING
 
-    result = pipe.generate([chat_prompt(pipe, prompt)], generation_config(max_new_tokens), printer if stream else None)
+    result = generate_interruptibly(pipe, [text], config, printer if stream else None)
     if stream:
         print()
     return result.texts[0]

@@ -306,6 +306,7 @@ class GGUFInfo:
     name: str
     tensor_types: dict[str, int]  # quantization type -> number of tensors
     size_bytes: int
+    tokenizer: str = ""  # tokenizer.ggml.model ("gpt2", "llama" ...); "" when the file carries no tokenizer
 
     def row(self) -> dict[str, Any]:
         from .tables import human_bytes
@@ -350,9 +351,11 @@ def inspect_gguf(path: str | Path) -> GGUFInfo:
     for tensor in reader.tensors:
         kind = tensor.tensor_type.name
         types[kind] = types.get(kind, 0) + 1
+    has_vocabulary = reader.get_field("tokenizer.ggml.tokens") is not None
     return GGUFInfo(path=path, architecture=_field_text(reader, "general.architecture"),
                     name=_field_text(reader, "general.name"), tensor_types=dict(sorted(types.items(), key=lambda kv: -kv[1])),
-                    size_bytes=path.stat().st_size)
+                    size_bytes=path.stat().st_size,
+                    tokenizer=_field_text(reader, "tokenizer.ggml.model") if has_vocabulary else "")
 
 
 def readable_quant_types() -> set[str]:
@@ -389,6 +392,12 @@ def check_gguf_readable(path: str | Path) -> GGUFInfo:
             "common quantization (Q4_K_M, Q5_K_M, Q8_0, F16; e.g. `llama-quantize --allow-requantize IN.gguf OUT.gguf "
             "Q8_0`), or the model's Hugging Face folder."
         )
+    if not info.tokenizer:  # transformers would then try a slow conversion and fail on a missing `protobuf`
+        raise LocalWeightsError(
+            f"{info.path.name} carries no tokenizer (no tokenizer.ggml.model / tokenizer.ggml.tokens fields), so no "
+            "model can be made from it alone. Use a GGUF that embeds its tokenizer (llama.cpp's convert_hf_to_gguf.py "
+            "writes one), or the model's Hugging Face folder (`python -m helpers convert --source FOLDER`)."
+        )
     return info
 
 
@@ -404,11 +413,10 @@ def _finished_hf(dest: Path, expected: dict[str, Any]) -> bool:
 
 def _convert_gguf(path: Path, dest: Path, expected: dict[str, Any], overwrite: bool) -> Path:
     remove_stale_partials(dest.parent, dest.name)
-    if dest.exists() and not overwrite:
-        if _finished_hf(dest, expected):
-            return dest
-        if read_json(dest / HF_MANIFEST_NAME) is None:
-            raise ModelFolderError(f"{dest} exists and was not made from a GGUF file here. Delete it or pass another folder.")
+    if dest.exists() and not overwrite and _finished_hf(dest, expected):
+        return dest
+    if dest.exists() and read_json(dest / HF_MANIFEST_NAME) is None:  # never replace a folder we did not stamp
+        raise ModelFolderError(f"{dest} exists and was not made from a GGUF file here. Delete it or pass another folder.")
     info = check_gguf_readable(path)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     import torch
@@ -426,7 +434,7 @@ def _convert_gguf(path: Path, dest: Path, expected: dict[str, Any], overwrite: b
                 **expected, "architecture": info.architecture, "name": info.name, "tensor_types": info.tensor_types,
                 "dtype": "float32", "seconds": round(time.perf_counter() - start, 1),
             })
-    except (ValueError, NotImplementedError, KeyError, RuntimeError) as exc:
+    except (ValueError, NotImplementedError, KeyError, RuntimeError, ImportError) as exc:
         raise LocalWeightsError(
             f"transformers could not build a model from {path.name} ({type(exc).__name__}: {str(exc)[:200]}). "
             "Use the model's Hugging Face folder instead, or a GGUF of a supported architecture and quantization."

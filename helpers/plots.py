@@ -98,7 +98,8 @@ def plot_per_prompt(rows: Sequence[Mapping[str, Any]], metric: str = "tpot_ms", 
 def plot_speedup_vs_k(rows: Sequence[Mapping[str, Any]], title: str = "Measured vs predicted speedup") -> Any:
     """Measured speedup (median and IQR of per-pair ratios) and the formula's prediction against k."""
     plt = _pyplot()
-    points = sorted((r for r in rows if r.get("k") and r.get("predicted_speedup") is not None), key=lambda r: r["k"])
+    points = sorted((r for r in rows if r.get("k") and r.get("predicted_speedup") is not None
+                     and r.get("speedup") is not None), key=lambda r: r["k"])  # undefined speedups are not drawn
     fig, ax = plt.subplots(figsize=(6, 3.8))
     if points:
         ks = [r["k"] for r in points]
@@ -353,7 +354,7 @@ def plot_training_loss(losses: Sequence[tuple[int, float]], resumed_at: int | No
 def plot_draft_comparison(rows: Sequence[Mapping[str, Any]], title: str = "Drafts as speculative assistants") -> Any:
     """Acceptance rate, and measured against predicted speedup, for each draft (rows from ``pruning.comparison_rows``)."""
     plt = _pyplot()
-    drafts = [r for r in rows if r.get("acceptance") is not None]
+    drafts = [r for r in rows if r.get("acceptance") is not None and r.get("speedup") is not None]
     labels = [str(r["candidate"]) for r in drafts]
     fig, (ax_acc, ax_speed) = plt.subplots(1, 2, figsize=(11, 3.4))
     ax_acc.barh(labels, [r["acceptance"] for r in drafts], color="#4c72b0")

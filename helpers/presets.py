@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .errors import UnknownPresetError
+from .errors import ConfigError, UnknownPresetError
 from .settings import PRESET_ENV, env_preset
 
 TINY_SOURCE_PREFIX = "tiny:"
@@ -27,6 +27,14 @@ class WeightFormat:
     ratio: float = 1.0  # share of layers in `bits`; the rest stay int8
     group_size_fallback: str | None = None  # "adjust" picks a smaller group where a layer is too narrow
     all_layers: bool = False  # also compress embeddings and lm_head to `bits`
+
+    def __post_init__(self) -> None:
+        if self.bits not in (4, 8, 16):
+            raise ConfigError(f"Weight bits must be 4, 8 or 16 (fp16), got {self.bits}.")
+        if not 0 < self.ratio <= 1:
+            raise ConfigError(f"ratio (share of layers in int4) must be above 0 and at most 1, got {self.ratio}.")
+        if self.group_size is not None and self.group_size != -1 and self.group_size < 1:
+            raise ConfigError(f"group_size must be a positive number of weights (or -1: per channel), got {self.group_size}.")
 
     @property
     def name(self) -> str:

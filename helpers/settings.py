@@ -132,6 +132,8 @@ class HealConfig:
             raise ConfigError(f"kl_weight must be within [0, 1], got {self.kl_weight}.")
         if self.warmup_steps < 0:
             raise ConfigError(f"warmup_steps must be 0 or more, got {self.warmup_steps}.")
+        if not self.kl_temperature > 0:
+            raise ConfigError(f"kl_temperature must be above 0, got {self.kl_temperature}.")
 
 
 @dataclass(frozen=True)
@@ -156,6 +158,8 @@ class AgentDefaults:
     max_new_tokens: int = 1024  # real models need room to write code
     tiny_max_new_tokens: int = 64  # tiny models write gibberish until the limit: keep their calls short
     search: str = "auto"
+    code_time_limit_s: float = 30.0  # per code step of the model (smolagents' own default)
+    code_memory_limit_mb: int = 1024  # growth of the data segment allowed per code step (Linux RLIMIT_DATA)
 
 
 BENCH = BenchDefaults()

@@ -27,6 +27,7 @@ MAX_TITLE_CHARS = 120
 MAX_BULLET_CHARS = 240
 MAX_CHART_POINTS = 12
 DEFAULT_FILENAME = "deck.pptx"
+MAX_FILENAME_CHARS = 100  # well under the 255 bytes file systems allow, so the atomic writer's temporary name fits too
 SLIDE_WIDTH_IN, SLIDE_HEIGHT_IN = 13.333, 7.5  # 16:9
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]*$")
 
@@ -166,19 +167,26 @@ def parse_deck_spec(title: Any, slides: Any, subtitle: Any = "") -> DeckSpec:
 
 
 def safe_deck_path(output_dir: str | Path, filename: str | None) -> Path:
-    """The file `filename` inside `output_dir`; refuses absolute paths, folders, ``..`` and non-.pptx names."""
+    """The file `filename` inside `output_dir`; refuses absolute paths, folders, ``..``, symlinks leading out,
+    over-long and non-.pptx names."""
     root = Path(output_dir).expanduser().resolve()
+    if not isinstance(filename, (str, type(None))):
+        raise ToolInputError(f"filename must be a string such as 'qwen3_overview.pptx', got {type(filename).__name__}.")
     name = (filename or DEFAULT_FILENAME).strip()
     if not name.lower().endswith(".pptx"):
         name += ".pptx"
+    if len(name) > MAX_FILENAME_CHARS:
+        raise ToolInputError(f"filename is {len(name)} characters long; keep it under {MAX_FILENAME_CHARS}, "
+                             "e.g. 'qwen3_overview.pptx'.")
     if Path(name).name != name or not _SAFE_NAME.match(name):
         raise ToolInputError(
             f"filename {filename!r} is refused: give a plain file name such as 'qwen3_overview.pptx' "
             f"(letters, digits, '-', '_', '.'); decks are always saved in {root}."
         )
     path = (root / name).resolve()
-    if path.parent != root:  # a symlink or an odd name that resolves elsewhere
-        raise ToolInputError(f"filename {filename!r} resolves outside the output folder {root}; give a plain file name.")
+    if path.parent != root or path.is_dir():  # a symlink or an odd name that resolves elsewhere, or a folder
+        raise ToolInputError(f"filename {filename!r} resolves outside the output folder {root} or to a folder; give "
+                             "a new plain file name.")
     return path
 
 

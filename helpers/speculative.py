@@ -18,7 +18,7 @@ from typing import Any
 
 from .benchmark import BenchmarkResult, Candidate, run_interleaved
 from .errors import ConfigError
-from .generation import chat_prompt, generation_config, load_pipeline
+from .generation import chat_prompt, context_length, generation_config, load_pipeline
 from .prompts import Prompt
 
 # CPU defaults are bf16 inference, u8 KV cache and dynamic quantization (group 32): each rounds differently in a
@@ -92,10 +92,12 @@ def speculative_candidates(setup: SpeculativeSetup) -> list[Candidate]:
 
 
 def run_speculative_benchmark(setup: SpeculativeSetup, prompts: list[Prompt], repeats: int = 3, warmup: int = 1,
-                              enable_thinking: bool = False) -> BenchmarkResult:
-    """Interleaved benchmark of the target alone against every speculative configuration in `setup`."""
+                              enable_thinking: bool = False, partial_path: str | Path | None = None) -> BenchmarkResult:
+    """Interleaved benchmark of the target alone against every speculative configuration in `setup` (each run
+    appended to `partial_path` as it is measured, if given)."""
     result = run_interleaved(speculative_candidates(setup), prompts, repeats=repeats, warmup=warmup,
-                             enable_thinking=enable_thinking)
+                             enable_thinking=enable_thinking, partial_path=partial_path,
+                             context_length=context_length(setup.target))
     result.settings.update({"target": str(setup.target), "draft": str(setup.draft) if setup.draft else None,
                             "device": setup.device, "properties": setup.properties or {}})
     return result

@@ -291,15 +291,22 @@ def step_candidates(step: SuiteStep, settings: SuiteSettings, models: dict[Model
 
 
 def run_step(step: SuiteStep, settings: SuiteSettings, models: dict[ModelKey, Path], command: str) -> BenchmarkResult:
-    """Measure one step and write its JSON (atomically: an interrupted step leaves no result)."""
-    from .benchmark import run_interleaved
+    """Measure one step and write its JSON (atomically: an interrupted step leaves no result, but its runs so far stay
+    in ``<step>.json.partial.jsonl``; an earlier interrupted step's runs are moved aside, never overwritten)."""
+    from .benchmark import keep_earlier_partial, partial_results_path, run_interleaved
+    from .generation import context_length
 
     if step.kind == "agent":
         return run_agent_step(step, settings, models, command)
+    path = result_path(step, settings)
+    partial = partial_results_path(path)
+    keep_earlier_partial(partial)
     result = run_interleaved(step_candidates(step, settings, models), settings.prompts, repeats=settings.repeats,
-                             warmup=settings.warmup, enable_thinking=False, baseline=REFERENCE)
+                             warmup=settings.warmup, enable_thinking=False, baseline=REFERENCE, partial_path=partial,
+                             context_length=context_length(models[REFERENCE_MODEL]) if REFERENCE_MODEL in models else None)
     result.settings["suite"] = suite_record(step, settings, models, command)
-    result.to_json(result_path(step, settings))
+    result.to_json(path)
+    partial.unlink(missing_ok=True)
     return result
 
 

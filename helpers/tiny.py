@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING
 
 from tqdm.auto import tqdm
 
-from .fsutil import atomic_directory
+from .errors import ModelFolderError
+from .fsutil import atomic_directory, check_writable, read_json
 from .paths import PathLike, resolve_workdir
 from .settings import env_tiny_cache
 
@@ -78,7 +79,7 @@ class TinyPair:
     @property
     def key(self) -> str:
         """The recipe key the pair was built with (changes whenever the recipe does)."""
-        return json.loads((self.root / "tiny_pair.json").read_text())["key"]
+        return str((read_json(self.root / "tiny_pair.json") or {}).get("key", "unknown"))
 
     def path_for(self, name: str) -> Path:
         """`target` or `draft` by name (as used in ``tiny:<name>`` preset sources)."""
@@ -199,11 +200,8 @@ def _train(models: dict[str, Qwen3ForCausalLM], token_ids: list[int], recipe: Tr
 
 
 def _finished(root: Path, key: str) -> bool:
-    manifest = root / "tiny_pair.json"
-    try:
-        return manifest.is_file() and json.loads(manifest.read_text()).get("key") == key
-    except (OSError, ValueError):
-        return False
+    """A finished build of this recipe (a missing or corrupt manifest means: build again)."""
+    return (read_json(root / "tiny_pair.json") or {}).get("key") == key
 
 
 def _build(dest: Path, recipe: TrainingRecipe, key: str) -> None:
@@ -212,6 +210,7 @@ def _build(dest: Path, recipe: TrainingRecipe, key: str) -> None:
 
     import torch
 
+    check_writable(dest.parent)  # fail before minutes of training whose result could not be saved
     start = time.perf_counter()
     # One thread: these models are too small to gain from more, and on a shared 2-core machine two threads made each
     # training step ~10x slower (0.4 s against 4 s per step, measured under load).
@@ -254,6 +253,9 @@ def build_tiny_pair(workdir: PathLike | None = None, recipe: TrainingRecipe | No
     pair = TinyPair(root=root, target=root / "target", draft=root / "draft")
     if not force and _finished(root, key):
         return pair
+    if root.exists() and not (root / "tiny_pair.json").is_file():  # only a folder stamped with our manifest is replaced
+        raise ModelFolderError(f"{root} exists but was not built here (no tiny_pair.json): move it away, or use another "
+                               "work folder (--workdir).")
     shared = (Path(cache).expanduser().resolve() if cache is not None else env_tiny_cache()) / key
     if force or not _finished(shared, key):
         _build(shared, recipe, key)

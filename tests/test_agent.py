@@ -214,7 +214,7 @@ def test_scripted_agent_builds_a_deck_through_the_real_tools(tmp_path):
         "filename='../../escape.pptx')</code>",
         "I will now write the slides, without any code block",
         "Thought: fix the syntax.\n<code>def (:</code>",
-        "Thought: helpers from pptx are allowed.\n<code>from pptx.util import Inches\nprint(Inches(1))</code>",
+        "Thought: pptx is not for model code.\n<code>from pptx.util import Inches\nprint(Inches(1))</code>",
         f"Thought: write it.\n<code>path = make_slide_deck(title={spec['title']!r}, slides={spec['slides']!r}, "
         f"filename='qwen3.pptx', subtitle={spec['subtitle']!r})\nfinal_answer(path)</code>",
     ]
@@ -225,7 +225,7 @@ def test_scripted_agent_builds_a_deck_through_the_real_tools(tmp_path):
     errors = [s["error"] for s in run.steps]
     assert "Model sizes" in run.steps[0]["observation"]
     assert "keep at most 15" in errors[1] and "refused" in errors[2] and "regex pattern" in errors[3]
-    assert "SyntaxError" in errors[4] and errors[5] == "" and errors[6] == ""
+    assert "SyntaxError" in errors[4] and "Import from pptx.util is not allowed" in errors[5] and errors[6] == ""
     read = slides.read_deck(deck)
     assert [s["title"] for s in read] == [spec["title"]] + [s["title"] for s in spec["slides"]]
     assert not list(tmp_path.glob("*escape*")) and not (tmp_path.parent.parent / "escape.pptx").exists()
@@ -252,7 +252,7 @@ def test_tiny_code_agent_runs_to_max_steps_without_crashing(sd_model, tmp_path):
     assert record.generated_tokens == sum(c.run.generated_tokens for c in run.calls)
     assert record.draft_tokens >= record.accepted_tokens >= 0
     log = json.loads(run.to_json(tmp_path / "log.json").read_text())
-    assert len(log["steps"]) == 3 and log["settings"]["authorized_imports"] == ["pptx.*"]
+    assert len(log["steps"]) == 3 and "pptx" not in str(log["settings"]["authorized_imports"])
 
 
 def test_tiny_stream_and_generate_agree(sd_model):

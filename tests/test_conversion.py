@@ -54,14 +54,15 @@ def test_half_written_folder_is_not_reused(tmp_path, tiny_models):
     assert redone.action == "exported" and check_ov_model_dir(damaged)
 
 
-def test_foreign_folder_is_only_replaced_on_request(tmp_path, tiny_models):
+def test_foreign_folder_is_never_replaced(tmp_path, tiny_models):
     foreign = tmp_path / "foreign"
     shutil.copytree(tiny_models.draft, foreign)
     (foreign / "conversion.json").unlink()
-    with pytest.raises(ModelFolderError, match=r"not written by these helpers"):
-        export_model(build_tiny_pair().draft, foreign, INT8_ASYM)
-    fixed = export_model(build_tiny_pair().draft, foreign, INT8_ASYM, overwrite=True)
-    assert fixed.action == "exported" and read_manifest(foreign)
+    before = sorted(p.name for p in foreign.iterdir())
+    for overwrite in (False, True):
+        with pytest.raises(ModelFolderError, match=r"not written by these helpers"):
+            export_model(build_tiny_pair().draft, foreign, INT8_ASYM, overwrite=overwrite)
+    assert sorted(p.name for p in foreign.iterdir()) == before
 
 
 def test_changed_settings_are_converted_again(tmp_path, tiny_models):

@@ -81,3 +81,24 @@ def test_read_json_distrusts_missing_torn_and_non_object_files(tmp_path):
     assert read_json(tmp_path / "list.json") is None
     write_json(tmp_path / "ok.json", {"a": 1})
     assert read_json(tmp_path / "ok.json") == {"a": 1}
+
+
+def test_check_writable_names_the_folder_and_a_full_disk_is_enospc(tmp_path, monkeypatch):
+    import errno
+    import shutil
+    from collections import namedtuple
+
+    from helpers.fsutil import check_writable, raise_if_disk_full
+
+    check_writable(tmp_path / "new" / "deep")
+    assert (tmp_path / "new" / "deep").is_dir()
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(OSError) as info:
+        check_writable(blocker / "sub")
+    assert info.value.errno in (errno.EEXIST, errno.ENOTDIR)
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(100, 100, 0))
+    with pytest.raises(OSError) as info:
+        raise_if_disk_full(tmp_path, RuntimeError("basic_ios::clear: iostream error"))
+    assert info.value.errno == errno.ENOSPC

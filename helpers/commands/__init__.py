@@ -39,11 +39,16 @@ def os_error_hint(exc: OSError) -> str:
         errno.EPERM: "permission denied: choose a folder you can write to (--workdir, --output)",
         errno.EISDIR: "a folder stands where a file was expected: pass a file path",
         errno.ENOTDIR: "a file stands where a folder was expected: pass a folder path",
+        # mkdir(parents=True, exist_ok=True) says EEXIST when a file sits where a folder of the path should be
+        errno.EEXIST: "a file stands where a folder was expected: pass a folder path",
         errno.ENAMETOOLONG: "a file name is too long: choose a shorter path",
         errno.ENOENT: "a file or folder does not exist: check the path",
     }
-    where = f" ({exc.filename})" if exc.filename else ""
-    return f"{hints.get(exc.errno or 0, exc.strerror or type(exc).__name__)}{where}."
+    if exc.errno is None:  # raised by our own code or a library with a sentence of its own
+        return str(exc) or type(exc).__name__
+    path = exc.filename2 or exc.filename  # for a rename, the destination is the path the user named
+    where = f" ({path})" if path else ""
+    return f"{hints.get(exc.errno, exc.strerror or type(exc).__name__)}{where}."
 
 
 def main(argv: Sequence[str] | None = None) -> int:

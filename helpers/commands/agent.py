@@ -24,6 +24,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
     from ..agent_levers import load_agent_model
     from ..agent_tools import choose_search_tool, default_tools
     from ..conversion import prepare_preset
+    from ..errors import AgentStoppedError
     from ..paths import outputs_dir
     from ..presets import get_preset
 
@@ -46,9 +47,15 @@ def cmd_agent(args: argparse.Namespace) -> int:
         print("Note: the tiny preset's model writes gibberish: expect nonsense steps and no deck (use a real preset).")
     agent = build_agent(model, default_tools(output_dir, search), max_steps=args.max_steps, stream=not args.quiet,
                         verbosity=0 if args.quiet else 1)
-    run = run_agent(agent, args.task)
+    log_path = output_dir / f"run-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}.json"
+    try:
+        run = run_agent(agent, args.task)
+    except AgentStoppedError as exc:  # keep the log of what it did, then say why it stopped
+        exc.run.settings.update({"preset": preset.name, "device": device, "search": search.message,
+                                 "setup": setup.describe()})
+        raise AgentStoppedError(f"{exc} The run log is kept: {exc.run.to_json(log_path)}") from exc
     run.settings.update({"preset": preset.name, "device": device, "search": search.message, "setup": setup.describe()})
-    log = run.to_json(output_dir / f"run-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}.json")
+    log = run.to_json(log_path)
     print(markdown_table(run.steps, ["step", "kind", "seconds", "input_tokens", "output_tokens", "acceptance_rate",
                                      "tokens_per_s", "error"]))
     print(f"\nfinal answer: {run.final_answer[:300]}")

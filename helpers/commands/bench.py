@@ -12,10 +12,20 @@ from typing import Any
 from ..errors import ConfigError
 from ..settings import BENCH
 from ..tables import markdown_table
-from .common import add_command, invocation, model_options, non_negative_int, positive_int, resolve_device, resolve_models
+from .common import (
+    add_command,
+    invocation,
+    model_options,
+    non_negative_int,
+    positive_int,
+    probability,
+    resolve_device,
+    resolve_models,
+)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    from ..benchmark import keep_earlier_partial, partial_results_path
     from ..prompts import builtin_prompts, load_prompts
     from ..speculative import EXACT_PROPERTIES, SpeculativeSetup, run_speculative_benchmark, with_predictions
 
@@ -27,16 +37,20 @@ def cmd_bench(args: argparse.Namespace) -> int:
         properties=EXACT_PROPERTIES if args.exact else None,
     )
     prompts = load_prompts(args.prompts) if args.prompts else builtin_prompts()
+    partial = partial_results_path(args.json) if args.json else None
+    if partial is not None and (kept := keep_earlier_partial(partial)):
+        print(f"runs of an earlier interrupted benchmark kept in {kept}")
     result = run_speculative_benchmark(setup, prompts, repeats=args.repeats, warmup=args.warmup,
-                                       enable_thinking=args.thinking)
+                                       enable_thinking=args.thinking, partial_path=partial)
+    if args.json:  # written before anything else can fail; then the runs appended on the way are no longer needed
+        result.settings["command"] = invocation()  # every result file names the command that made it
+        print(f"wrote {result.to_json(args.json)}")
+        partial.unlink(missing_ok=True)
     columns = ["label", "ttft_ms", "tpot_ms", "throughput_tps", "acceptance_rate", "cost_ratio", "tokens_per_step",
                "speedup", "speedup_lo", "speedup_hi", "predicted_speedup", "identical_to_baseline"]
     print(markdown_table(with_predictions(result.summary()), columns))
     print(f"\nspeedup = median over (prompt, repeat) pairs of TPOT(target alone) / TPOT(config); lo/hi = quartiles. "
           f"{len(prompts)} prompts x {args.repeats} repeats, interleaved; peak RSS {result.peak_rss_mb:.0f} MiB.")
-    if args.json:
-        result.settings["command"] = invocation()  # every result file names the command that made it
-        print(f"wrote {result.to_json(args.json)}")
     return 0
 
 
@@ -119,7 +133,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-draft", action="store_true", help="benchmark without a draft model")
     p.add_argument("--num-assistant-tokens", "-k", type=positive_int, nargs="+", default=list(BENCH.assistant_tokens),
                    metavar="K", help="draft tokens per step to try")
-    p.add_argument("--confidence-threshold", type=float, nargs="*", default=[], metavar="T",
+    p.add_argument("--confidence-threshold", type=probability, nargs="*", default=[], metavar="T",
                    help="also try dynamic speculation: the draft stops when its top probability falls below T")
     p.add_argument("--prompt-lookup", action="store_true", help="also run prompt-lookup decoding")
     p.add_argument("--prompts", help="JSONL file of prompts ({\"id\", \"text\"} per line); default: the built-in set")
@@ -169,7 +183,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--timing", action="store_true", help="also time DQ off vs on for short and long prompts")
     p.add_argument("--timing-lengths", type=positive_int, nargs="+", default=[32, 512, 2048, 4096], metavar="N",
                    help="prompt lengths in tokens for --timing")
-    p.add_argument("--group-size-on", type=int, default=None, help="DQ group for the 'on' pipeline (default: device's)")
+    p.add_argument("--group-size-on", type=positive_int, default=None, help="DQ group for the 'on' pipeline (default: device's)")
     p.add_argument("--max-new-tokens", type=positive_int, default=32, help="tokens per --timing run")
     p.add_argument("--repeats", type=positive_int, default=3, help="pairs per --timing length")
     p.add_argument("--json", help="write the results to this JSON file")

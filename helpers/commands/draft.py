@@ -7,7 +7,16 @@ from pathlib import Path
 
 from ..settings import DISTILL, heal_recipe
 from ..tables import markdown_table
-from .common import add_command, model_options, positive_int, resolve_device, resolve_models
+from .common import (
+    add_command,
+    model_options,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    resolve_device,
+    resolve_models,
+)
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
@@ -69,7 +78,8 @@ def cmd_heal(args: argparse.Namespace) -> int:
     if not is_main_process():  # one report per launch, not one per process
         return 0
     print(markdown_table([result.row()]))
-    print(f"\n{'healed model: ' + str(result.path) if result.action != 'stopped' else 'stopped; run again to continue'}"
+    print(f"\ntraining {result.describe_resume()}")
+    print(f"{'healed model: ' + str(result.path) if result.action != 'stopped' else 'stopped; run again to continue'}"
           f"  (checkpoints: {result.checkpoints})")
     return 0
 
@@ -85,7 +95,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--source", help="Hugging Face folder or hub id to prune (default: the preset's draft)")
     p.add_argument("--output", help="destination folder (default: <source name>-pruned<N>)")
     p.add_argument("--layers", "-n", type=positive_int, default=1, help="number of consecutive layers to remove")
-    p.add_argument("--start", type=int, help="remove the block starting at this layer instead of choosing one")
+    p.add_argument("--start", type=non_negative_int, help="remove the block starting at this layer instead of choosing one")
     p.add_argument("--method", choices=["angular", "deepest"], default="angular",
                    help="choose the block by angular distance, or drop the deepest layers before the last (baseline)")
     p.add_argument("--calibration", default="builtin",
@@ -128,15 +138,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True, help="JSONL written by distill-data")
     p.add_argument("--output", help="healed model folder (default: <draft>-healed)")
     p.add_argument("--steps", type=positive_int, default=recipe.steps, help="optimizer steps")
-    p.add_argument("--lr", type=float, default=recipe.learning_rate, help="peak learning rate")
+    p.add_argument("--lr", type=positive_float, default=recipe.learning_rate, help="peak learning rate")
     p.add_argument("--batch-size", type=positive_int, default=recipe.batch_size, help="examples per device and step")
     p.add_argument("--gradient-accumulation", type=positive_int, default=1, help="micro-batches per optimizer step")
     p.add_argument("--max-length", type=positive_int, default=recipe.max_length, help="tokens per example")
-    p.add_argument("--warmup-steps", type=int, default=recipe.warmup_steps, help="linear warm-up steps")
+    p.add_argument("--warmup-steps", type=non_negative_int, default=recipe.warmup_steps, help="linear warm-up steps")
     p.add_argument("--save-steps", type=positive_int, default=50, help="checkpoint every this many steps")
     p.add_argument("--train-embeddings", action="store_true", help="also train embeddings and lm_head (frozen by default)")
-    p.add_argument("--kl-weight", type=float, default=0.0, help="mix in KL to the teacher (needs --teacher)")
-    p.add_argument("--kl-temperature", type=float, default=1.0, help="softmax temperature for the KL term")
+    p.add_argument("--kl-weight", type=non_negative_float, default=0.0, help="mix in KL to the teacher (needs --teacher)")
+    p.add_argument("--kl-temperature", type=positive_float, default=1.0, help="softmax temperature for the KL term")
     p.add_argument("--teacher", help="Hugging Face folder of the target, for --kl-weight")
     p.add_argument("--target", help="folder with the target's tokenizer, to check the draft matches it")
     p.add_argument("--stop-after", type=positive_int, help="stop after this many steps (run again to continue)")

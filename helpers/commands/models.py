@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..tables import markdown_table
-from .common import add_command, model_options, positive_int
+from .common import add_command, fraction, model_options, positive_int
 
 
 def cmd_presets(args: argparse.Namespace) -> int:
@@ -94,7 +94,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sym", action="store_true", help="with --source: symmetric quantization")
     p.add_argument("--group-size", type=positive_int, default=None,
                    help="with --source: int4 group size (default: the library's, 128)")
-    p.add_argument("--ratio", type=float, default=1.0, help="with --source: share of layers in int4 (the rest int8)")
+    p.add_argument("--ratio", type=fraction, default=1.0, help="with --source: share of layers in int4 (the rest int8)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing folder that this project wrote")
     p.add_argument("--skip-memory-check", action="store_true", help="convert even if RAM looks too small")
     p.set_defaults(handler=cmd_convert)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from ..settings import DISTILL, SUITE, heal_recipe
 from ..tables import markdown_table
-from .common import add_command, invocation, model_options, non_negative_int, positive_int, resolve_device
+from .common import add_command, invocation, model_options, non_negative_int, positive_float, positive_int, resolve_device
 
 if TYPE_CHECKING:
     from ..pruned_drafts import HealingPlan
@@ -103,7 +103,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="also each draft with its output layer trimmed to the N most frequent tokens of the target's "
                         "answers (FR-Spec), e.g. 32768")
     g.add_argument("--heal-steps", type=positive_int, default=recipe.steps, help="optimizer steps per pruned draft")
-    g.add_argument("--heal-lr", type=float, default=recipe.learning_rate, help="peak learning rate")
+    g.add_argument("--heal-lr", type=positive_float, default=recipe.learning_rate, help="peak learning rate")
     g.add_argument("--heal-batch-size", type=positive_int, default=recipe.batch_size, help="examples per step")
     g.add_argument("--heal-max-length", type=positive_int, default=recipe.max_length, help="tokens per example")
     g.add_argument("--heal-bf16", action="store_true", help="bfloat16 autocast for healing (CPUs with AVX512-BF16/AMX)")
