@@ -255,12 +255,20 @@ class AgentComparison:
     runs: list[AgentRun]
 
     def summary(self) -> list[dict[str, Any]]:
-        """`BenchmarkResult.summary()` plus the median wall time and step count of each configuration's runs."""
+        """`BenchmarkResult.summary()` plus, per configuration: the median wall time and step count of its runs, and
+        ``task_speedup``: the median (quartiles in ``task_speedup_lo``/``_hi``) over repeats of the baseline run's wall
+        time divided by this configuration's, same repeat, same task: the end-to-end figure."""
         rows = self.result.summary()
+        baseline = {r.repeat: r.seconds for r in self.runs if r.label == self.result.baseline}
         for row in rows:
             mine = [r for r in self.runs if r.label == row["label"]]
             row["agent_seconds"] = statistics.median(r.seconds for r in mine)
             row["agent_steps"] = statistics.median(len(r.steps) for r in mine)
+            ratios = sorted(baseline[r.repeat] / r.seconds for r in mine if r.repeat in baseline and r.seconds > 0)
+            if ratios:
+                quartiles = statistics.quantiles(ratios, n=4, method="inclusive") if len(ratios) > 1 else ratios * 3
+                row.update(task_speedup=statistics.median(ratios), task_speedup_lo=quartiles[0],
+                           task_speedup_hi=quartiles[-1])
         return rows
 
     def step_rows(self) -> list[dict[str, Any]]:

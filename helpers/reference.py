@@ -21,7 +21,10 @@ def summary_path(preset: str = REFERENCE_PRESET) -> Path:
 def reference_rows(steps: tuple[str, ...], preset: str = REFERENCE_PRESET) -> tuple[list[dict[str, Any]], str]:
     """Rows of the recorded suite run for `steps` (the reference rows at 1.00x left out), and a one-line caption naming
     the pair, the machine and the command that measured them."""
-    summary = json.loads(summary_path(preset).read_text(encoding="utf-8"))
+    path = summary_path(preset)
+    if not path.is_file():
+        return [], f"Real pair ({preset}): not measured yet (run `python benchmarks/run_suite.py --preset {preset}`)."
+    summary = json.loads(path.read_text(encoding="utf-8"))
     rows = [r for r in summary["rows"] if r["step"] in steps and r["label"] != summary["reference"]]
     machine = summary["machines"][0]
     cpu = ", ".join(machine.get("devices", {}).values()) or machine.get("platform", "?")

@@ -97,6 +97,10 @@ class SuiteSettings:
     agent_task: str = ""  # default: agent.GROUNDED_TASK
     workdir: PathLike | None = None  # converted and pruned models (default: the tutorial's work folder)
 
+    def steps_planned(self) -> list[SuiteStep]:
+        """Every step these settings plan, whatever --steps selects."""
+        return default_steps(self.ks, self.lookup_ks, self.draft_formats, self.plan, self.pruned_k, self.agent)
+
     @property
     def folder(self) -> Path:
         return Path(self.results_dir) if self.results_dir else REPO_ROOT / "benchmarks" / "results" / self.preset.name
@@ -163,8 +167,7 @@ def selected_steps(settings: SuiteSettings) -> list[SuiteStep]:
     unknown_formats = set(settings.draft_formats) - {"int4", "int8"}
     if unknown_formats:
         raise ConfigError(f"Draft formats must be int4 and/or int8, got {', '.join(sorted(unknown_formats))}.")
-    steps = default_steps(settings.ks, settings.lookup_ks, settings.draft_formats, settings.plan, settings.pruned_k,
-                          settings.agent)
+    steps = settings.steps_planned()
     unknown = set(settings.steps) - {s.name for s in steps}
     if unknown:
         raise ConfigError(f"Unknown suite step(s) {', '.join(sorted(unknown))}; choose from {', '.join(s.name for s in steps)}.")
@@ -345,14 +348,25 @@ def run_agent_step(step: SuiteStep, settings: SuiteSettings, models: dict[ModelK
     return comparison.result
 
 
+def finished_steps(settings: SuiteSettings) -> list[SuiteStep]:
+    """Every step of the plan (not only the ones selected with --steps) whose result is there and matches it: the
+    summary covers all of them, so running the suite step by step still gives one complete summary."""
+    finished = []
+    for step in replace(settings, steps=()).steps_planned():
+        try:
+            if step_status(step, settings) == "done":
+                finished.append(step)
+        except ConfigError:  # a result of other settings: not part of this summary
+            continue
+    return finished
+
+
 def summary_rows(settings: SuiteSettings) -> list[dict[str, Any]]:
     """Every configuration of every finished step, with the formula's prediction where it applies."""
     from .speculative import with_predictions
 
     rows: list[dict[str, Any]] = []
-    for step in selected_steps(settings):
-        if step_status(step, settings) != "done":
-            continue
+    for step in finished_steps(settings):
         if step.kind == "agent":
             rows += [{"step": step.name, **row} for row in agent_rows(result_path(step, settings))]
             continue
@@ -380,7 +394,7 @@ def write_summary(settings: SuiteSettings, command: str) -> Path:
     folder = settings.folder
     rows = summary_rows(settings)
     machines, commands = [], []
-    for step in selected_steps(settings):
+    for step in finished_steps(settings):
         path = result_path(step, settings)
         if path.is_file():
             data = json.loads(path.read_text())
@@ -388,7 +402,8 @@ def write_summary(settings: SuiteSettings, command: str) -> Path:
             commands.append(data["settings"]["suite"]["command"])
     write_json(folder / "summary.json", {"preset": settings.preset.name, "reference": REFERENCE, "command": command,
                                          "step_commands": sorted(set(commands)), "machines": machines, "rows": rows})
-    todo = [s.name for s in selected_steps(settings) if step_status(s, settings) == "todo"]
+    done = {s.name for s in finished_steps(settings)}
+    todo = [s.name for s in settings.steps_planned() if s.name not in done]
     text = "\n\n".join([
         f"# Benchmark suite: {settings.preset.name}",
         f"Command (latest run):\n\n```\n{command}\n```",
@@ -399,7 +414,7 @@ def write_summary(settings: SuiteSettings, command: str) -> Path:
         f"properties {settings.properties or 'defaults'}.",
         markdown_table([r for r in rows if r["step"] != "agent"], [*SUMMARY_COLUMNS, "predicted_speedup"])
         if rows else "(no finished step yet)",
-        agent_section(rows),
+        agent_section(rows, folder),
         "Steps not measured yet: " + (", ".join(todo) if todo else "none"),
         "## Machine\n\n" + (markdown_table(machines) if machines else "-"),
     ]) + "\n"
@@ -409,7 +424,7 @@ def write_summary(settings: SuiteSettings, command: str) -> Path:
         counts = {label: sum(r["label"] == label for r in rows) for label in {r["label"] for r in rows}}
         bars = [{**r, "label": r["label"] if counts[r["label"]] == 1 else f"{r['label']} ({r['step']})"} for r in rows]
         save_figure(plot_benchmark_summary(bars, title=f"{settings.preset.name}: all configurations"), folder / "overview.png")
-        for step in selected_steps(settings):
+        for step in finished_steps(settings):
             step_rows = [r for r in rows if r["step"] == step.name]
             if len({run.k for run in step.runs if run.mode == "draft" and run.k}) > 1 and step_rows:  # a k sweep
                 save_figure(plot_speedup_vs_k(step_rows, title=f"{step.name}: speedup vs {REFERENCE}"),
@@ -417,17 +432,32 @@ def write_summary(settings: SuiteSettings, command: str) -> Path:
     return folder / "summary.md"
 
 
-def agent_section(rows: list[dict[str, Any]]) -> str:
+def agent_section(rows: list[dict[str, Any]], folder: Path) -> str:
     from .tables import markdown_table
 
     agent = [r for r in rows if r["step"] == "agent"]
     if not agent:
         return "## Agent task\n\n(not measured)"
-    return ("## Agent task\n\nThe slide-deck agent (notebook 06), same task per configuration, runs interleaved. "
-            "agent_seconds = median wall time of the whole task; e2e_speedup = per-run generated tokens per second of model "
-            "time relative to the reference; ttft_ms = total prefill time of a run.\n\n"
-            + markdown_table(agent, ["label", "runs", "agent_seconds", "agent_steps", "generated_tokens", "tpot_ms",
-                                     "ttft_ms", "acceptance_rate", "speedup", "e2e_speedup", "decks_written"]))
+    return ("## Agent task\n\nThe slide-deck agent (notebook 06), the same task for every configuration within a repeat "
+            "(a different task per repeat), runs interleaved. task_speedup = median over repeats of the reference run's "
+            "wall time / this configuration's (the end-to-end figure; lo/hi quartiles); agent_seconds = median wall time "
+            "of the whole task; speedup = TPOT ratio; ttft_ms = total prefill time of a run.\n\n"
+            + markdown_table(agent, ["label", "runs", "task_speedup", "task_speedup_lo", "task_speedup_hi", "agent_seconds",
+                                     "agent_steps", "generated_tokens", "tpot_ms", "ttft_ms", "acceptance_rate", "speedup",
+                                     "decks_written"])
+            + work_section(folder))
+
+
+def work_section(folder: Path) -> str:
+    """Acceptance, prefill and time per kind of step work (search, slides, answer, code), from the agent step's JSON."""
+    from .fsutil import read_json
+    from .tables import markdown_table
+
+    work = (read_json(folder / "agent.json") or {}).get("agent_work")
+    if not work:
+        return ""
+    return ("\n\nPer kind of step (medians over all such steps of all runs):\n\n"
+            + markdown_table(work, ["work", "label", "steps", "seconds", "ttft_ms", "output_tokens", "acceptance_rate"]))
 
 
 def prepare_models(settings: SuiteSettings, steps: list[SuiteStep], progress: bool = True) -> dict[ModelKey, Path]:
