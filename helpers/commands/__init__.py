@@ -53,6 +53,7 @@ def os_error_hint(exc: OSError) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # for `common.invocation`: the command as given
     try:
         return args.handler(args)
     except TutorialError as exc:

@@ -43,7 +43,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     result = run_speculative_benchmark(setup, prompts, repeats=args.repeats, warmup=args.warmup,
                                        enable_thinking=args.thinking, partial_path=partial)
     if args.json:  # written before anything else can fail; then the runs appended on the way are no longer needed
-        result.settings["command"] = invocation()  # every result file names the command that made it
+        result.settings["command"] = invocation(args.argv)  # every result file names the command that made it
         print(f"wrote {result.to_json(args.json)}")
         partial.unlink(missing_ok=True)
     columns = ["label", "ttft_ms", "tpot_ms", "throughput_tps", "acceptance_rate", "cost_ratio", "tokens_per_step",
@@ -110,7 +110,7 @@ def cmd_breakdown(args: argparse.Namespace) -> int:
         max_new_tokens=args.max_new_tokens, repeats=args.repeats, warmup=args.warmup, device=resolve_device(args),
         exact=args.exact, context=args.context, ns=tuple(args.ns), forward_repeats=args.forward_repeats)
     data = measure_breakdown(settings)
-    data["settings"]["command"] = invocation()
+    data["settings"]["command"] = invocation(args.argv)
     print(breakdown_report(data))
     if args.json:
         write_json(Path(args.json), data)

@@ -8,6 +8,7 @@ import math
 import os
 import shlex
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -147,11 +148,14 @@ def resolve_models(args: argparse.Namespace, with_draft: bool = True) -> Models:
     return Models(models.target, (Path(draft) if draft else models.draft) if wants_draft else None)
 
 
-def invocation() -> str:
-    """The command line that is running, as something one can paste again."""
-    argv = list(sys.argv)
-    as_module = bool(argv) and argv[0].endswith(os.path.join("helpers", "__main__.py"))
-    head = ["python", "-m", "helpers"] if as_module else ["python", argv[0]]
+def invocation(argv: Sequence[str] | None = None) -> str:
+    """The command line that is running, as something one can paste again: ``python benchmarks/<script>.py ...`` when
+    a script runs it, else ``python -m helpers`` with `argv` (what `commands.main` parsed; default: sys.argv[1:])."""
+    script = sys.argv[0] if sys.argv else ""
+    if script.endswith(".py") and os.path.basename(os.path.dirname(os.path.abspath(script))) == "benchmarks":
+        words = ["python", script, *sys.argv[1:]]
+    else:
+        words = ["python", "-m", "helpers", *(sys.argv[1:] if argv is None else argv)]
     env = " ".join(f"{name}={shlex.quote(os.environ[name])}" for name in (WORKDIR_ENV, DOWNLOADS_ENV)
                    if os.environ.get(name))
-    return (env + " " if env else "") + shlex.join(head + argv[1:])
+    return (env + " " if env else "") + shlex.join(words)

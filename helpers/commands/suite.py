@@ -55,7 +55,7 @@ def cmd_suite(args: argparse.Namespace) -> int:
         models = prepare_models(settings, [s for s in selected_steps(settings) if step_status(s, settings) == "todo"])
         print(markdown_table([{"model": str(key), "folder": str(path)} for key, path in sorted(models.items(), key=str)]))
         return 0
-    print(markdown_table(run_suite(settings, invocation())))
+    print(markdown_table(run_suite(settings, invocation(args.argv))))
     print(f"\nsummary: {settings.folder / 'summary.md'}")
     return 0
 
