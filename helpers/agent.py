@@ -21,7 +21,7 @@ from smolagents.utils import AgentGenerationError, AgentMaxStepsError
 from .agent_executor import AUTHORIZED_MODULES, CODE_MEMORY_LIMIT_MB, CODE_TIME_LIMIT_S, ContainedPythonExecutor
 from .agent_model import ModelCall, OpenVINOGenAIModel
 from .agent_tools import SlideDeckTool
-from .benchmark import BenchmarkResult, RunRecord, machine_description, median, peak_rss_mb
+from .benchmark import BenchmarkResult, RunRecord, machine_description, median, peak_rss_mb, quartiles
 from .errors import AgentStoppedError, ConfigError, TutorialError
 from .fsutil import write_json
 from .settings import BLOG_TASK
@@ -264,11 +264,9 @@ class AgentComparison:
             mine = [r for r in self.runs if r.label == row["label"]]
             row["agent_seconds"] = statistics.median(r.seconds for r in mine)
             row["agent_steps"] = statistics.median(len(r.steps) for r in mine)
-            ratios = sorted(baseline[r.repeat] / r.seconds for r in mine if r.repeat in baseline and r.seconds > 0)
-            if ratios:
-                quartiles = statistics.quantiles(ratios, n=4, method="inclusive") if len(ratios) > 1 else ratios * 3
-                row.update(task_speedup=statistics.median(ratios), task_speedup_lo=quartiles[0],
-                           task_speedup_hi=quartiles[-1])
+            low, middle, high = quartiles(baseline[r.repeat] / r.seconds for r in mine
+                                          if r.repeat in baseline and r.seconds > 0)
+            row.update(task_speedup=middle, task_speedup_lo=low, task_speedup_hi=high)
         return rows
 
     def step_rows(self) -> list[dict[str, Any]]:

@@ -122,6 +122,8 @@ def default_setup(device: str, k: int = 3) -> tuple[AgentSetup, str]:
     Elsewhere: the draft with the blog's k=3 (not measured here: no GPU)."""
     if device.upper().startswith("CPU"):
         return (AgentSetup(f"draft k={k}", draft=True, num_assistant_tokens=k),
-                "fastest measured on this kind of CPU: see benchmarks/results/qwen2.5-coder-1.5b-offline/agent.json")
+                "the fastest agent configuration measured so far on a 2-core CPU: 48.7 s against 51.7 s for the target "
+                "alone (1.06x, benchmarks/results/archive/2026-11-25-suite-v2/agent.json); the lever-by-lever sweep "
+                "(python benchmarks/run_suite.py --steps agent) decides it anew")
     return (AgentSetup(f"draft k={k}", draft=True, num_assistant_tokens=k),
             f"the blog's setting (speculative decoding, k={k}); not measured on {device} here")

@@ -119,7 +119,7 @@ class Candidate:
     config: Any
 
 
-def _quartiles(values: Iterable[float | None]) -> tuple[float | None, float | None, float | None]:
+def quartiles(values: Iterable[float | None]) -> tuple[float | None, float | None, float | None]:
     """(q1, median, q3) of the defined values; (None, None, None) if there are none."""
     kept = [v for v in (defined(x) for x in values) if v is not None]
     if not kept:
@@ -206,8 +206,8 @@ class BenchmarkResult:
             ratios = [b.tpot_ms / c.tpot_ms for b, c in pairs if c.tpot_ms > 0]
             e2e = [(b.generate_ms / max(b.generated_tokens, 1)) / (c.generate_ms / max(c.generated_tokens, 1))
                    for b, c in pairs if c.generate_ms > 0]
-            tpot_q = _quartiles(r.tpot_ms for r in runs)
-            speed_q = _quartiles(ratios)
+            tpot_q = quartiles(r.tpot_ms for r in runs)
+            speed_q = quartiles(ratios)
             per_step = [r.generated_tokens / r.steps for r in runs if r.steps]
             row: dict[str, Any] = {"label": label, **self.speculation(label)}
             if by_prompt:
@@ -375,5 +375,5 @@ def harness_overhead(pipe: Any, prompt_text: str, config: Any, repeats: int = 20
         measure(pipe, prompt_text, config)
         wrapped = time.perf_counter() - start
         ratios.append(wrapped / bare)
-    q1, middle, q3 = _quartiles(ratios)
+    q1, middle, q3 = quartiles(ratios)
     return {"overhead": middle - 1.0, "overhead_lo": q1 - 1.0, "overhead_hi": q3 - 1.0, "pairs": float(repeats)}

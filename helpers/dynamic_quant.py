@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .benchmark import quartiles
 from .errors import ConfigError, DeviceError, ModelFolderError
 
 PROPERTY = "DYNAMIC_QUANTIZATION_GROUP_SIZE"
@@ -573,31 +574,22 @@ class TimingResult:
         return {"off": self.off_label, "on": self.on_label, "rows": self.rows, "benchmark": self.benchmark.to_dict()}
 
 
-def _median_iqr(values: list[float]) -> tuple[float, float, float]:
-    if not values:
-        return (float("nan"),) * 3
-    if len(values) == 1:
-        return values[0], values[0], values[0]
-    q1, median, q3 = statistics.quantiles(values, n=4, method="inclusive")
-    return median, q1, q3
-
-
 def timing_rows(result: Any, off_label: str, on_label: str) -> list[dict[str, Any]]:
     """Per prompt: median TTFT/TPOT off and on, and speedups as medians (and quartiles) of per-pair ratios off/on."""
     rows = []
     pairs = result.pairs(on_label) if result.baseline == off_label else []
     for prompt_id in dict.fromkeys(r.prompt_id for r in result.records):
         mine = [(b, c) for b, c in pairs if c.prompt_id == prompt_id]
-        ttft = _median_iqr([b.ttft_ms / c.ttft_ms for b, c in mine if c.ttft_ms > 0])
-        tpot = _median_iqr([b.tpot_ms / c.tpot_ms for b, c in mine if c.tpot_ms > 0])
+        ttft_lo, ttft, ttft_hi = quartiles([b.ttft_ms / c.ttft_ms for b, c in mine if c.ttft_ms > 0])
+        tpot_lo, tpot, tpot_hi = quartiles([b.tpot_ms / c.tpot_ms for b, c in mine if c.tpot_ms > 0])
         rows.append({
             "prompt tokens": int(statistics.median(c.input_tokens for _, c in mine)) if mine else None,
             "TTFT off (ms)": statistics.median(b.ttft_ms for b, _ in mine) if mine else None,
             "TTFT on (ms)": statistics.median(c.ttft_ms for _, c in mine) if mine else None,
-            "TTFT speedup": ttft[0], "TTFT speedup lo": ttft[1], "TTFT speedup hi": ttft[2],
+            "TTFT speedup": ttft, "TTFT speedup lo": ttft_lo, "TTFT speedup hi": ttft_hi,
             "TPOT off (ms)": statistics.median(b.tpot_ms for b, _ in mine) if mine else None,
             "TPOT on (ms)": statistics.median(c.tpot_ms for _, c in mine) if mine else None,
-            "TPOT speedup": tpot[0], "TPOT speedup lo": tpot[1], "TPOT speedup hi": tpot[2],
+            "TPOT speedup": tpot, "TPOT speedup lo": tpot_lo, "TPOT speedup hi": tpot_hi,
             "pairs": len(mine),
         })
     return rows

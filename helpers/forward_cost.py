@@ -11,24 +11,14 @@ paid inside the next infer.
 
 from __future__ import annotations
 
-import statistics
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .benchmark import quartiles
 from .errors import ConfigError
 from .sd_loop import StatefulLM
-
-
-def quartiles(values: Sequence[float]) -> tuple[float, float, float]:
-    """(q1, median, q3); a single value gives itself three times."""
-    if not values:
-        return (float("nan"),) * 3
-    if len(values) == 1:
-        return values[0], values[0], values[0]
-    q1, median, q3 = statistics.quantiles(values, n=4, method="inclusive")
-    return q1, median, q3
 
 
 @dataclass

@@ -8,7 +8,7 @@ import uuid
 from dataclasses import replace
 from pathlib import Path
 
-from ..agent_levers import KV_CACHE_PRECISIONS, AgentSetup
+from ..agent_levers import KV_CACHE_PRECISIONS, AgentSetup, default_setup
 from ..settings import AGENT, BLOG_TASK, TINY_PRESET
 from ..tables import markdown_table
 from .common import add_command, model_options, non_negative_int, positive_int, probability, resolve_device
@@ -67,8 +67,6 @@ def cmd_agent(args: argparse.Namespace) -> int:
 
 def agent_setup(args: argparse.Namespace, device: str) -> AgentSetup:
     """The model setup from the command line: the measured default for the device unless levers are named."""
-    from ..agent_levers import default_setup
-
     chosen = {name: getattr(args, name) for name in LEVER_OPTIONS if getattr(args, name) is not None}
     if "prefix_caching" in chosen:
         chosen["prefix_caching"] = PREFIX_CACHING[chosen["prefix_caching"]]
