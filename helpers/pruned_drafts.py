@@ -160,11 +160,6 @@ def draft_distances(preset: Preset, progress: bool = True, workdir: PathLike | N
     return distances
 
 
-def draft_key(depth: int, healed: bool, weights: WeightFormat) -> ModelKey:
-    """The key of a pruned draft, e.g. ``draft pruned6-healed int4`` or ``draft pruned6 int4-all``."""
-    return ModelKey("draft", weights.tag, depth, healed)
-
-
 def calibration_texts(data: Path, count: int = CALIBRATION_TEXTS) -> list[str]:
     """Prompt + answer texts of the target (what the draft must imitate), for the training-free repair."""
     from .distill import read_distillation_data
