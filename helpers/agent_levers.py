@@ -79,15 +79,13 @@ def load_agent_model(setup: AgentSetup, target_dir: str | Path, device: str = "C
 
     `properties`: extra OpenVINO properties under the setup's own (e.g. the suite's exact-precision settings)."""
     from .agent_model import OpenVINOGenAIModel, context_length
-    from .generation import load_pipeline, scheduler_config
+    from .generation import load_pipeline
 
     if setup.draft and draft_dir is None:
         raise ConfigError(f"{setup.label}: this configuration uses a draft; pass draft_dir.")
-    properties = {**(properties or {}), **setup.properties()}
-    if setup.prefix_caching is not None or setup.cache_size_gb is not None:
-        properties["scheduler_config"] = scheduler_config(setup.prefix_caching is not False, setup.cache_size_gb)
     pipe = load_pipeline(target_dir, device, draft_dir=draft_dir if setup.draft else None,
-                         prompt_lookup=setup.prompt_lookup, prefix_caching=None, **properties)
+                         prompt_lookup=setup.prompt_lookup, prefix_caching=setup.prefix_caching,
+                         cache_size_gb=setup.cache_size_gb, **{**(properties or {}), **setup.properties()})
     return OpenVINOGenAIModel(
         pipe, speculative=setup.draft, prompt_lookup=setup.prompt_lookup, label=setup.label,
         num_assistant_tokens=setup.num_assistant_tokens, assistant_confidence_threshold=setup.assistant_confidence_threshold,

@@ -65,6 +65,7 @@ def load_pipeline(
     draft_device: str | None = None,
     prompt_lookup: bool = False,
     prefix_caching: bool | None = False,
+    cache_size_gb: int | None = None,
     **properties: Any,
 ) -> Any:
     """An ``openvino_genai.LLMPipeline`` for `target_dir`, optionally assisted by a draft model or by prompt lookup.
@@ -77,13 +78,14 @@ def load_pipeline(
     which makes a benchmark's second run of a prompt skip its prefill; so it is off (False) for single-prompt
     benchmarks unless asked for. True suits multi-turn work such as an agent (each call re-sends the growing
     conversation). None leaves the library's default (and any ``scheduler_config`` in `properties`) untouched.
+    `cache_size_gb` sizes the KV-cache pool of the paged-attention scheduler.
     """
     import openvino_genai as og
 
     if draft_dir is not None and prompt_lookup:
         raise ConfigError("Use either a draft model or prompt lookup, not both.")
-    if prefix_caching is not None:
-        properties.setdefault("scheduler_config", scheduler_config(prefix_caching))
+    if prefix_caching is not None or cache_size_gb is not None:  # a pool size alone keeps the default (caching on)
+        properties.setdefault("scheduler_config", scheduler_config(prefix_caching is not False, cache_size_gb))
     target_dir = check_ov_model_dir(target_dir)
     device = check_device(device)
     if draft_dir is not None:
