@@ -21,7 +21,8 @@ from smolagents.utils import AgentGenerationError, AgentMaxStepsError
 from .agent_executor import AUTHORIZED_MODULES, CODE_MEMORY_LIMIT_MB, CODE_TIME_LIMIT_S, ContainedPythonExecutor
 from .agent_model import ModelCall, OpenVINOGenAIModel
 from .agent_tools import SlideDeckTool
-from .benchmark import BenchmarkResult, RunRecord, machine_description, median, peak_rss_mb, quartiles
+from .benchmark import BenchmarkResult, RunRecord, machine_description, median, quartiles
+from .devices import peak_rss_mb
 from .errors import AgentStoppedError, ConfigError, TutorialError
 from .fsutil import write_json
 from .settings import BLOG_TASK

@@ -29,6 +29,7 @@ from typing import Any
 
 from smolagents.local_python_executor import BASE_PYTHON_TOOLS, CodeOutput, InterpreterError, LocalPythonExecutor
 
+from .code_repair import BracketRepair, balance_brackets
 from .settings import AGENT
 
 # What model-written code may import: computation only. smolagents' defaults minus `time` (time.sleep blocks the
@@ -127,12 +128,17 @@ class ContainedPythonExecutor(LocalPythonExecutor):
         self.authorized_imports = list(AUTHORIZED_MODULES)  # replaces smolagents' defaults instead of adding to them
         self.time_limit_s = time_limit_s
         self.memory_limit_mb = memory_limit_mb
+        self.repairs: list[BracketRepair] = []  # code steps run after `code_repair.balance_brackets` fixed them
 
     def send_tools(self, tools: dict[str, Any]) -> None:
         functions = {name: _tool_function(tool) for name, tool in tools.items()}
         self.static_tools = {**functions, **BASE_PYTHON_TOOLS.copy(), **self.additional_functions}
 
     def __call__(self, code_action: str) -> CodeOutput:
+        repair = balance_brackets(code_action)  # None unless the code does not parse and the repair makes it parse
+        if repair is not None:
+            code_action = repair.code
+            self.repairs.append(repair)
         refuse_forbidden_attributes(code_action)
         outcome: dict[str, Any] = {}
 
@@ -150,7 +156,10 @@ class ContainedPythonExecutor(LocalPythonExecutor):
                 _interrupt(worker)
                 worker.join(1.0)  # a single long C call (a huge power, a sort) only stops when it returns
         if "output" in outcome:
-            return outcome["output"]
+            output = outcome["output"]
+            if repair is not None:  # the model sees what was fixed in its observation
+                output.logs = repair.note() + "\n" + output.logs
+            return output
         error = outcome.get("error")
         if error is None or isinstance(error, SystemExit):
             raise CodeLimitError(f"The code ran longer than {self.time_limit_s:g} s and was stopped: make it do less "

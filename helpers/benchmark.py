@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .devices import peak_rss_mb
 from .errors import ConfigError, PromptFileError
 from .fsutil import append_jsonl, write_json
 from .generation import chat_prompt, check_prompt_fits, generate_interruptibly
@@ -147,18 +148,6 @@ def machine_description() -> dict[str, Any]:
         "openvino": ov.get_version(),
         "openvino_genai": og.__version__,
     }
-
-
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far, in MiB (Linux/macOS; 0 where unavailable)."""
-    try:
-        import resource
-    except ImportError:  # Windows
-        import psutil
-
-        return psutil.Process().memory_info().peak_wset / 2**20
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2**20 if platform.system() == "Darwin" else peak / 1024
 
 
 @dataclass

@@ -1,6 +1,9 @@
-"""OpenVINO devices and the memory check that runs before a model is loaded."""
+"""OpenVINO devices, the memory check that runs before a model is loaded, and peak-memory measurement."""
 
 from __future__ import annotations
+
+import platform
+from typing import Any
 
 from .errors import DeviceError, NotEnoughMemoryError
 from .presets import Preset, smaller_presets
@@ -63,3 +66,49 @@ def check_memory(preset: Preset, purpose: str = "run", available_gb: float | Non
     raise NotEnoughMemoryError(
         f"Preset {preset.name!r} needs about {needed:g} GiB of free RAM to {purpose}, but only {free:.1f} GiB is free. {advice}"
     )
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MiB (Linux/macOS; 0 where unavailable)."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        import psutil
+
+        return psutil.Process().memory_info().peak_wset / 2**20
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if platform.system() == "Darwin" else peak / 1024
+
+
+class PeakMemory:
+    """Peak resident memory of this process while the ``with`` block runs, in MiB (sampled every `interval` s).
+
+    `peak_rss_mb` is the process's peak over its whole life; this isolates one job (a healing run after a benchmark).
+    """
+
+    def __init__(self, interval: float = 0.25) -> None:
+        self.interval = interval
+        self.peak_mb = 0.0
+        self._stop: Any = None
+        self._thread: Any = None
+
+    def _sample(self) -> None:
+        import psutil
+
+        process = psutil.Process()
+        while True:
+            self.peak_mb = max(self.peak_mb, process.memory_info().rss / 2**20)
+            if self._stop.wait(self.interval):
+                return
+
+    def __enter__(self) -> PeakMemory:
+        import threading
+
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()

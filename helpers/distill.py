@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .devices import PeakMemory
 from .errors import (
     ConfigError,
     ModelFolderError,
@@ -193,6 +194,7 @@ class HealResult:
     tokens_per_second: float = 0.0
     checkpoints: Path | None = None
     resumed_from: Path | None = None  # the newest complete checkpoint this call continued from
+    peak_rss_mb: float = 0.0  # peak resident memory of the process while training (the run that finished the model)
 
     def describe_resume(self) -> str:
         """One sentence saying where training started: which checkpoint, or from scratch."""
@@ -231,6 +233,19 @@ def check_same_hf_tokenizer(draft_dir: str | Path, target_dir: str | Path) -> No
             f"The draft {draft_dir} does not share the target's tokenizer ({target_dir}): {'; '.join(problems)}. "
             "Distillation data and speculative decoding need a draft of the same family (e.g. Qwen3-0.6B for Qwen3-8B)."
         )
+
+
+def split_held_out(records: list[dict[str, Any]], share: float) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(training, held-out) records: the `share` of records whose id hashes lowest is held out (at least one when
+    `share` > 0 and there are two records or more). Stable: the same ids are held out whatever the file's order."""
+    import hashlib
+
+    if share <= 0 or len(records) < 2:
+        return list(records), []
+    count = max(1, round(share * len(records)))
+    ranked = sorted(records, key=lambda r: hashlib.sha256(str(r["id"]).encode()).hexdigest())
+    held_ids = {r["id"] for r in ranked[:count]}
+    return [r for r in records if r["id"] not in held_ids], [r for r in records if r["id"] in held_ids]
 
 
 def build_examples(records: list[dict[str, Any]], tokenizer: Any, max_length: int) -> list[dict[str, list[int]]]:
@@ -387,13 +402,17 @@ def heal(
     overwrite: bool = False,
     progress: bool = True,
     callbacks: list[Any] | None = None,
+    topk_path: str | Path | None = None,
+    cut: int | None = None,
 ) -> HealResult:
     """Fine-tune the (pruned) draft at `draft_dir` on distillation data; save the healed model to `dest` atomically.
 
     Checkpoints go to ``<dest>-checkpoints``; a later call with the same settings resumes from the newest complete one
     (after a crash, a kill during a checkpoint save, or `stop_after_steps`). `teacher_dir` (a Hugging Face target
-    checkpoint) is needed for ``kl_weight > 0``. `target_dir` (any folder with the target's tokenizer; default: the
-    one the data records) is used to refuse a draft whose tokenizer differs.
+    checkpoint) is needed for ``kl_weight > 0``; `topk_path` (the target's top-k, `soft_distill.record_target_topk`)
+    for ``topk > 0``; `cut` (index in the pruned draft of the first layer after the removed block) for
+    ``neighbour_layers > 0``. `target_dir` (any folder with the target's tokenizer; default: the one the data
+    records) is used to refuse a draft whose tokenizer differs. ``config.held_out`` of the records never trains.
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -406,10 +425,20 @@ def heal(
     check_hf_model_dir(draft_dir)
     if config.kl_weight > 0 and teacher_dir is None:
         raise ConfigError("kl_weight > 0 needs the teacher's Hugging Face checkpoint: pass teacher_dir (--teacher).")
-    records = read_distillation_data(data_path)
+    if config.topk and topk_path is None:
+        raise ConfigError("topk > 0 needs the target's recorded top-k: record it with soft_distill.record_target_topk "
+                          "and pass topk_path (--topk-file).")
+    if config.neighbour_layers and cut is None:
+        raise ConfigError("neighbour_layers > 0 needs the cut: pass the index of the first layer after the removed "
+                          "block (--cut), or set neighbour_layers to 0 to train every layer.")
+    records, _ = split_held_out(read_distillation_data(data_path), config.held_out)
     _check_tokenizers(draft_dir, data_path, target_dir, teacher_dir)
     key = {"draft": str(draft_dir), "data": file_digest(data_path), "teacher": str(teacher_dir) if teacher_dir else None,
            **{k: v for k, v in asdict(config).items() if k not in ("steps", "save_steps")}}
+    if config.topk:
+        key["topk_file"] = file_digest(Path(topk_path).expanduser())
+    if config.neighbour_layers:
+        key["cut"] = cut
     reused = _finished_heal(dest, key, config, checkpoints, overwrite)
     if reused is not None:
         return reused
@@ -417,20 +446,26 @@ def heal(
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     tokenizer = AutoTokenizer.from_pretrained(draft_dir)
-    examples = build_examples(records, tokenizer, config.max_length)
+    examples = _training_examples(records, tokenizer, config, topk_path)
     if not examples:
         raise PromptFileError(f"{data_path} has no record with a non-empty answer to learn from.")
     model = AutoModelForCausalLM.from_pretrained(draft_dir, dtype=torch.float32)
     if config.freeze_embeddings:
         model.get_input_embeddings().weight.requires_grad_(False)
         model.get_output_embeddings().weight.requires_grad_(False)
+    if config.neighbour_layers:
+        from .pruning import decoder_layers
+        from .soft_distill import freeze_except_layers, layers_next_to_cut
+
+        layers = layers_next_to_cut(len(decoder_layers(model)), cut, config.neighbour_layers)
+        freeze_except_layers(model, layers)
     teacher = _load_teacher(teacher_dir, config, model) if teacher_dir is not None and config.kl_weight > 0 else None
     trainer = _make_trainer(model, teacher, examples, tokenizer, config, checkpoints, progress,
                             [*(callbacks or []), *([_stop_callback(stop_after_steps)] if stop_after_steps else [])])
     trainer.accelerator.wait_for_everyone()  # under accelerate/torchrun: rank 0 has prepared the checkpoint folder
     last = newest_complete_checkpoint(checkpoints)
     resumed_from, tokens_before = _checkpoint_progress(last)
-    with threads_for(model):
+    with threads_for(model), PeakMemory() as memory:
         output = trainer.train(resume_from_checkpoint=str(last) if last else None)
     steps_done = trainer.state.global_step
     runtime = float(output.metrics.get("train_runtime", 0.0))
@@ -443,7 +478,7 @@ def heal(
         losses=[(int(e["step"]), float(e["loss"])) for e in trainer.state.log_history if "loss" in e],
         train_seconds=runtime, steps_per_second=ran_steps / runtime if runtime else 0.0,
         tokens_per_second=(trainer.state.num_input_tokens_seen - tokens_before) / runtime if runtime else 0.0,
-        checkpoints=checkpoints, resumed_from=last,
+        checkpoints=checkpoints, resumed_from=last, peak_rss_mb=memory.peak_mb,
     )
     if steps_done < config.steps:
         result.action = "stopped"
@@ -452,6 +487,25 @@ def heal(
     if trainer.is_world_process_zero():
         _save_healed(trainer, tokenizer, result, key, config, draft_dir, data_path)
     return result
+
+
+def _training_examples(records: list[dict[str, Any]], tokenizer: Any, config: HealConfig,
+                       topk_path: str | Path | None) -> list[dict[str, Any]]:
+    """Token ids and labels per record; with ``config.topk``, also the target's recorded top-k (cut to topk)."""
+    if not config.topk:
+        return build_examples(records, tokenizer, config.max_length)
+    from .soft_distill import read_target_topk, recorded_settings, soft_examples
+
+    recorded = recorded_settings(topk_path)
+    if recorded.get("k", 0) < config.topk or recorded.get("max_length") != config.max_length:
+        raise ConfigError(f"{topk_path} holds the target's top-{recorded.get('k')} for max_length "
+                          f"{recorded.get('max_length')}; this healing needs top-{config.topk} for max_length "
+                          f"{config.max_length}. Record it again with those settings into a new file.")
+    examples = soft_examples(records, read_target_topk(topk_path), tokenizer, config.max_length)
+    for example in examples:
+        example["topk_ids"] = [row[:config.topk] for row in example["topk_ids"]]
+        example["topk_logprobs"] = [row[:config.topk] for row in example["topk_logprobs"]]
+    return examples
 
 
 def _check_tokenizers(draft_dir: Path, data_path: Path, target_dir: str | Path | None,
@@ -480,6 +534,7 @@ def _finished_heal(dest: Path, key: dict[str, Any], config: HealConfig, checkpoi
                               input_tokens=manifest["input_tokens"], steps_per_second=manifest.get("steps_per_second", 0.0),
                               tokens_per_second=manifest.get("tokens_per_second", 0.0),
                               train_seconds=manifest.get("train_seconds", 0.0),
+                              peak_rss_mb=manifest.get("peak_rss_mb", 0.0),
                               losses=[tuple(x) for x in manifest["losses"]], checkpoints=checkpoints)
         raise ModelFolderError(f"{dest} holds a model healed with other settings or data. Delete it or pass "
                                "overwrite=True (--overwrite).")
@@ -558,16 +613,25 @@ def _make_trainer(model: Any, teacher: Any, examples: list[dict[str, list[int]]]
         output_dir=str(checkpoints), max_steps=config.steps, per_device_train_batch_size=config.batch_size,
         gradient_accumulation_steps=config.gradient_accumulation, learning_rate=config.learning_rate,
         lr_scheduler_type="cosine", warmup_steps=config.warmup_steps, weight_decay=config.weight_decay,
+        max_grad_norm=config.max_grad_norm,
         logging_steps=max(1, min(10, config.steps // 20)), save_strategy="steps", save_steps=config.save_steps,
         save_total_limit=2, report_to="none", seed=config.seed, data_seed=config.seed, dataloader_num_workers=0,
         remove_unused_columns=False, disable_tqdm=True, bf16=config.bf16,
         use_cpu=config.bf16 and not accelerator, dataloader_pin_memory=False,
         include_num_input_tokens_seen="non_padding",
     )
-    trainer = _distill_trainer_class()(
-        model=model, args=args, train_dataset=examples, data_collator=_collate(tokenizer.pad_token_id or 0),
-        teacher=teacher, kl_weight=config.kl_weight, temperature=config.kl_temperature, callbacks=callbacks,
-    )
+    if config.topk:
+        from .soft_distill import soft_collate, soft_trainer_class
+
+        trainer = soft_trainer_class()(
+            model=model, args=args, train_dataset=examples, data_collator=soft_collate(tokenizer.pad_token_id or 0),
+            ce_weight=config.ce_weight, temperature=config.kl_temperature, callbacks=callbacks,
+        )
+    else:
+        trainer = _distill_trainer_class()(
+            model=model, args=args, train_dataset=examples, data_collator=_collate(tokenizer.pad_token_id or 0),
+            teacher=teacher, kl_weight=config.kl_weight, temperature=config.kl_temperature, callbacks=callbacks,
+        )
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
     if progress:
@@ -584,7 +648,7 @@ def _save_healed(trainer: Any, tokenizer: Any, result: HealResult, key: dict[str
                                            "answer_tokens": result.answer_tokens, "input_tokens": result.input_tokens,
                                            "steps_per_second": result.steps_per_second,
                                            "tokens_per_second": result.tokens_per_second,
-                                           "train_seconds": result.train_seconds,
+                                           "train_seconds": result.train_seconds, "peak_rss_mb": result.peak_rss_mb,
                                            "losses": result.losses, "source": str(draft_dir), "data": str(data_path)})
 
 

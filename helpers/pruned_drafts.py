@@ -15,6 +15,7 @@ Every stage reuses finished work (manifests and keyed files), so an interrupted 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -115,14 +116,18 @@ class PrunedDraft:
     openvino: dict[ModelKey, Path]  # one OpenVINO folder per variant and format
     heal_losses: list[tuple[int, float]] = field(default_factory=list)
     heal_seconds: float = 0.0
+    heal_peak_mb: float = 0.0  # peak resident memory of the process while healing
     repair_errors: tuple[float, float] | None = None  # calibration MSE at the cut: plainly pruned, repaired
+    agreement: dict[str, float] = field(default_factory=dict)  # held-out top-1 agreement with the target, per checkpoint
 
     def row(self) -> dict[str, Any]:
         first = self.heal_losses[0][1] if self.heal_losses else None
         last = self.heal_losses[-1][1] if self.heal_losses else None
         return {"depth": self.depth, "removed": self.block.describe(), "layers left": self.layers_left,
                 "repair MSE (pruned -> repaired)": list(self.repair_errors) if self.repair_errors else None,
+                "held-out agreement": self.agreement,
                 "first loss": first, "last loss": last, "heal minutes": round(self.heal_seconds / 60, 1),
+                "heal peak RAM GiB": round(self.heal_peak_mb / 1024, 1) if self.heal_peak_mb else None,
                 "openvino": {str(key): str(path) for key, path in self.openvino.items()}}
 
 
@@ -158,6 +163,37 @@ def draft_distances(preset: Preset, progress: bool = True, workdir: PathLike | N
     distances = angular_distances(source, texts, progress=progress)
     write_json(path, {"source": source, "texts": CALIBRATION_TEXTS, "distances": distances.to_dict()})
     return distances
+
+
+def target_topk(plan: HealingPlan, data: Path, target_dir: Path, progress: bool = True) -> Path | None:
+    """The OpenVINO target's top-k at every answer position of the data (only missing records are recorded), when the
+    plan heals on soft targets; None otherwise."""
+    from .distill import read_distillation_data
+    from .soft_distill import DEFAULT_TOP_K, record_target_topk
+
+    if plan.heal is None or not plan.heal.topk:
+        return None
+    k = max(plan.heal.topk, DEFAULT_TOP_K)
+    path = data.with_name(f"{data.stem}-target-top{k}-{plan.heal.max_length}.jsonl")
+    record_target_topk(target_dir, read_distillation_data(data), path, k=k, max_length=plan.heal.max_length,
+                       progress=progress)
+    return path
+
+
+def held_out_share(plan: HealingPlan) -> float:
+    """The share of distillation records kept out of training, on which agreement is measured (0: none held out)."""
+    return (plan.heal or HealConfig()).held_out
+
+
+def held_out_agreement(checkpoints: dict[ModelKey, Path], plan: HealingPlan, data: Path) -> dict[str, float]:
+    """Top-1 agreement with the target's answers on the held-out records, for each Hugging Face checkpoint."""
+    from .distill import agreement, read_distillation_data, split_held_out
+
+    _, held = split_held_out(read_distillation_data(data), held_out_share(plan))
+    if not held:
+        return {}
+    max_length = plan.heal.max_length if plan.heal else 512
+    return {str(key): round(agreement(path, held, max_length=max_length), 4) for key, path in checkpoints.items()}
 
 
 def calibration_texts(data: Path, count: int = CALIBRATION_TEXTS) -> list[str]:
@@ -215,10 +251,11 @@ def ids_digest(token_ids: Sequence[int]) -> str:
 
 
 def make_pruned_draft(preset: Preset, depth: int, plan: HealingPlan, data: Path, distances: AngularDistances,
-                      formats: Sequence[WeightFormat], progress: bool = True, workdir: PathLike | None = None
-                      ) -> PrunedDraft:
+                      formats: Sequence[WeightFormat], progress: bool = True, workdir: PathLike | None = None,
+                      topk_path: Path | None = None) -> PrunedDraft:
     """Prune `depth` layers (the most redundant block), repair and heal as `plan` says, and export every variant of
-    `plan.variants` in the first format of `formats`; healed variants go out in every format."""
+    `plan.variants` in the first format of `formats`; healed variants go out in every format. `topk_path`: the
+    target's recorded top-k, for a plan that heals on soft targets (`target_topk`)."""
     from .conversion import hf_source
     from .distill import heal
     from .pruning import prune_model
@@ -239,8 +276,11 @@ def make_pruned_draft(preset: Preset, depth: int, plan: HealingPlan, data: Path,
         errors = (repaired.mse_pruned, repaired.mse_repaired)
     healed = None
     if plan.heal is not None:
-        name = f"draft-pruned{depth}{'-replaceme' if plan.repair else ''}-healed"
-        healed = heal(start, data, folder / name, plan.heal, progress=progress)
+        # one folder per healing recipe: another recipe heals anew beside it, and a killed run resumes its own
+        recipe = hashlib.sha256(json.dumps(asdict(plan.heal), sort_keys=True).encode()).hexdigest()[:8]
+        name = f"draft-pruned{depth}{'-replaceme' if plan.repair else ''}-healed-{recipe}"
+        # the cut: in the pruned draft, the first layer after the removed block has the block's old start index
+        healed = heal(start, data, folder / name, plan.heal, progress=progress, topk_path=topk_path, cut=block.start)
         if healed.action == "stopped":
             raise ConfigError(f"Healing {healed.path} stopped at step {healed.steps_done}; run again to continue.")
         checkpoints[ModelKey("draft", "", depth, healed=True, repair="replaceme" if plan.repair else "")] = healed.path
@@ -253,7 +293,9 @@ def make_pruned_draft(preset: Preset, depth: int, plan: HealingPlan, data: Path,
                 for key in keys}
     return PrunedDraft(depth=depth, block=block, layers_left=distances.num_layers - depth, checkpoints=checkpoints,
                        openvino=openvino, heal_losses=healed.losses if healed else [],
-                       heal_seconds=healed.train_seconds if healed else 0.0, repair_errors=errors)
+                       heal_seconds=healed.train_seconds if healed else 0.0,
+                       heal_peak_mb=healed.peak_rss_mb if healed else 0.0,
+                       repair_errors=errors, agreement=held_out_agreement(checkpoints, plan, data))
 
 
 def unpruned_variants(preset: Preset, plan: HealingPlan, data: Path, weights: WeightFormat,
@@ -272,11 +314,17 @@ def make_pruned_drafts(preset: Preset, plan: HealingPlan, target_dir: Path, form
                        progress: bool = True, workdir: PathLike | None = None) -> tuple[list[PrunedDraft], dict[ModelKey, Path]]:
     """Every depth of `plan`: data first (shared), distances once, then prune, repair, heal and export each depth; and
     the unpruned draft's trimmed-head variants. Returns the pruned drafts and the unpruned variants."""
+    from .conversion import hf_source
+
     data = distillation_data(preset, plan, target_dir, progress, workdir)
     distances = draft_distances(preset, progress, workdir)
-    drafts = [make_pruned_draft(preset, depth, plan, data, distances, formats, progress, workdir) for depth in plan.depths]
+    topk = target_topk(plan, data, target_dir, progress)
+    drafts = [make_pruned_draft(preset, depth, plan, data, distances, formats, progress, workdir, topk)
+              for depth in plan.depths]
     unpruned = unpruned_variants(preset, plan, data, formats[0], workdir)
+    reference = held_out_agreement({ModelKey("draft", ""): Path(hf_source(preset.draft, workdir))}, plan, data)
     write_json(work_folder(preset, workdir) / "pruned-drafts.json",
                {"plan": plan.describe(), "formats": [w.describe() for w in formats], "drafts": [d.row() for d in drafts],
+                "unpruned held-out agreement": reference.get("draft"), "held-out share": held_out_share(plan),
                 "unpruned variants": {str(k): str(v) for k, v in unpruned.items()}})
     return drafts, unpruned

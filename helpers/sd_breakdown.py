@@ -247,7 +247,8 @@ def measure_breakdown(settings: BreakdownSettings, progress: bool = True) -> dic
     greedy loop and the from-scratch speculative loop on the same IRs; then the t(n)/t(1) control. Plain data."""
     from tqdm.auto import tqdm
 
-    from .benchmark import machine_description, peak_rss_mb, quartiles
+    from .benchmark import machine_description, quartiles
+    from .devices import peak_rss_mb
     from .forward_cost import forward_cost
     from .generation import chat_prompt, generation_config, load_pipeline
     from .prompts import builtin_prompts

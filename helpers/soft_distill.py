@@ -128,6 +128,15 @@ def record_target_topk(target_dir: str | Path, records: Sequence[dict[str, Any]]
                             positions=positions_done)
 
 
+def recorded_settings(path: str | Path) -> dict[str, Any]:
+    """The target, k and max_length a top-k file was recorded with (its sidecar settings file)."""
+    path = Path(path).expanduser()
+    settings = read_json(path.with_name(path.name + ".settings.json")) if path.is_file() else None
+    if not settings:
+        raise PromptFileError(f"{path} is missing or has no settings file beside it. Record it with record_target_topk.")
+    return settings
+
+
 def read_target_topk(path: str | Path) -> dict[str, dict[str, Any]]:
     """Recorded top-k by record id (a torn last line from an interrupted run is dropped)."""
     path = Path(path).expanduser()

@@ -126,7 +126,7 @@ def default_steps(ks: tuple[int, ...], lookup_ks: tuple[int, ...], draft_formats
     if plan:
         k = pruned_k
 
-        def draft_run(draft: ModelKey, threshold: float | None = None) -> RunSpec:
+        def draft_run(draft: ModelKey, threshold: float | None = None, k: int = k) -> RunSpec:
             what = f"{draft.variant or 'unpruned'} {draft.weights} draft"
             if threshold is not None:
                 return RunSpec(f"int4 + {what} threshold={threshold:g}", "int4", "draft", draft=draft, threshold=threshold)
@@ -134,13 +134,17 @@ def default_steps(ks: tuple[int, ...], lookup_ks: tuple[int, ...], draft_formats
 
         unpruned = ModelKey("draft", "int4")
         drafts = [unpruned, *plan.variants(0, "int4"), *(key for d in plan.depths for key in plan.variants(d, "int4"))]
-        best = plan.variants(max(plan.depths), "int4")[-1]  # the most worked-on variant of the deepest cut
-        runs = [draft_run(key) for key in drafts]
-        runs += [draft_run(unpruned, CONFIDENCE_THRESHOLD), draft_run(best, CONFIDENCE_THRESHOLD)]
         steps.append(SuiteStep("pruned-drafts", f"int4 target with the draft depth-pruned by {', '.join(map(str, plan.depths))} "
                                "layers (plain, repaired, healed, trimmed output layer, as planned) against the unpruned "
-                               "int4 draft, at equal k; the unpruned and the most worked-on deepest draft also with a "
-                               "confidence threshold", tuple(runs)))
+                               f"int4 draft, at equal k={k}", tuple(draft_run(key) for key in drafts)))
+        # the unpruned draft (full and trimmed head) and the most worked-on variant of each depth, at every other k of
+        # the sweep and with a confidence threshold: a pruned draft must win at its own best setting, not only at k
+        principal = [unpruned, *plan.variants(0, "int4")[:1], *(plan.variants(d, "int4")[-1] for d in plan.depths)]
+        runs = [draft_run(key, k=other) for key in principal for other in ks if other != k]
+        runs += [draft_run(key, CONFIDENCE_THRESHOLD) for key in principal]
+        steps.append(SuiteStep("pruned-drafts-sweep", "the unpruned draft and the most worked-on draft of each depth at "
+                               f"the other k ({', '.join(str(x) for x in ks if x != k) or 'none'}) and with a confidence "
+                               f"threshold of {CONFIDENCE_THRESHOLD:g}", tuple(runs)))
         if plan.heal is not None:
             runs = [draft_run(ModelKey("draft", "int4-all")),
                     *(draft_run(ModelKey("draft", "int4-all", d, healed=True, repair="replaceme" if plan.repair else ""))
@@ -153,14 +157,22 @@ def default_steps(ks: tuple[int, ...], lookup_ks: tuple[int, ...], draft_formats
                         s.num_assistant_tokens,
                         unpruned if s.draft else None, s.assistant_confidence_threshold, agent=s)
                 for s in [*lever_setups(pruned_k)[1:], *combined_setups(pruned_k)]]
-        if plan:
-            best = plan.variants(max(plan.depths), "int4")[-1]
-            setup = AgentSetup(f"{best.variant} int4 draft k={pruned_k}", draft=True, num_assistant_tokens=pruned_k)
-            runs.append(RunSpec(f"agent: {setup.label}", "int4", "draft", pruned_k, best, agent=setup))
+        for draft in agent_drafts(plan):
+            setup = AgentSetup(f"{draft.variant} int4 draft k={pruned_k}", draft=True, num_assistant_tokens=pruned_k)
+            runs.append(RunSpec(f"agent: {setup.label}", "int4", "draft", pruned_k, draft, agent=setup))
         steps.append(SuiteStep("agent", "the smolagents slide-deck task (web or offline search, python-pptx): the int4 "
                                "target with OpenVINO GenAI's defaults, then every speed lever alone and combined; a "
                                "different task per repeat", tuple(runs), kind="agent"))
     return steps
+
+
+def agent_drafts(plan: HealingPlan | None) -> list[ModelKey]:
+    """The worked-on drafts the agent also tries: the unpruned draft with the first trimmed head, and the most
+    worked-on draft of the shallowest depth (repaired, healed and trimmed, as far as the plan goes)."""
+    if plan is None:
+        return []
+    drafts = [ModelKey("draft", "int4", head_tokens=plan.head_tokens[0])] if plan.head_tokens else []
+    return [*drafts, plan.variants(min(plan.depths), "int4")[-1]]
 
 
 def selected_steps(settings: SuiteSettings) -> list[SuiteStep]:
@@ -251,7 +263,54 @@ def pruned_models(settings: SuiteSettings, target_int4: Path, progress: bool = T
     formats = [suite_formats(settings.preset)[name] for name in ("int4", "int4-all")]
     drafts, unpruned = make_pruned_drafts(settings.preset, settings.plan, target_int4, formats, progress=progress,
                                           workdir=settings.workdir)
+    write_healing_record(settings, drafts)
     return {**unpruned, **{key: path for draft in drafts for key, path in draft.openvino.items()}}
+
+
+HEALING_RECORD = "healing.json"
+
+
+def write_healing_record(settings: SuiteSettings, drafts: list[Any]) -> Path:
+    """What pruning, repair and healing did for each depth (held-out agreement, losses, time, peak RAM), beside the
+    results: the acceptance of each draft is in the pruned-drafts step, the reasons for it are here."""
+    from .fsutil import read_json, write_json
+    from .pruned_drafts import work_folder
+
+    made = read_json(work_folder(settings.preset, settings.workdir) / "pruned-drafts.json") or {}
+    rows = [{k: v for k, v in d.row().items() if k != "openvino"} for d in drafts]
+    path = settings.folder / HEALING_RECORD
+    write_json(path, {"plan": settings.plan.describe() if settings.plan else None, "drafts": rows,
+                      "unpruned held-out agreement": made.get("unpruned held-out agreement"),
+                      "held-out share": made.get("held-out share")})
+    return path
+
+
+def healing_section(folder: Path) -> str:
+    """The healing record as a table: does repair or healing bring the pruned draft's agreement back?"""
+    from .fsutil import read_json
+    from .tables import markdown_table
+
+    record = read_json(folder / HEALING_RECORD)
+    if not record or not record.get("drafts"):
+        return ""
+    rows = []
+    for draft in record["drafts"]:
+        agreement = draft.get("held-out agreement") or {}
+        row = {"depth": draft["depth"], "removed": draft["removed"], "layers left": draft["layers left"],
+               "unpruned": record.get("unpruned held-out agreement")}
+        row.update({key.removeprefix("draft ").removeprefix(f"pruned{draft['depth']}").lstrip("-") or "pruned": value
+                    for key, value in agreement.items()})
+        mse = draft.get("repair MSE (pruned -> repaired)")
+        row.update({"repair MSE": f"{mse[0]:.3g} -> {mse[1]:.3g}" if mse else None,
+                    "loss first -> last": (f"{draft['first loss']:.3f} -> {draft['last loss']:.3f}"
+                                           if draft.get("first loss") is not None else None),
+                    "heal minutes": draft.get("heal minutes"), "heal peak RAM GiB": draft.get("heal peak RAM GiB")})
+        rows.append(row)
+    share = record.get("held-out share")
+    held = f"{share:.0%}" if share else "none"
+    return ("## Pruned drafts: repair and healing\n\nTop-1 agreement with the target's answers on held-out prompts "
+            f"({held} of the distillation records, never trained on), per Hugging Face checkpoint; healing "
+            f"settings: {record['plan'].get('heal') if record.get('plan') else '-'}.\n\n" + markdown_table(rows))
 
 
 def models_needed(steps: list[SuiteStep]) -> set[ModelKey]:
@@ -415,6 +474,7 @@ def write_summary(settings: SuiteSettings, command: str) -> Path:
         markdown_table([r for r in rows if r["step"] != "agent"], [*SUMMARY_COLUMNS, "predicted_speedup"])
         if rows else "(no finished step yet)",
         agent_section(rows, folder),
+        healing_section(folder),
         "Steps not measured yet: " + (", ".join(todo) if todo else "none"),
         "## Machine\n\n" + (markdown_table(machines) if machines else "-"),
     ]) + "\n"

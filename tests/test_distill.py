@@ -1,5 +1,6 @@
 import json
 import sys
+from dataclasses import replace
 
 import pytest
 
@@ -199,3 +200,47 @@ def test_heal_in_bfloat16_on_cpu(tmp_path, data_file, tiny_models):
     result = heal(draft_hf, data_file, tmp_path / "healed-bf16", config, progress=False)
     assert result.action == "trained" and result.steps_done == 2
     assert json.loads((tmp_path / "healed-bf16" / "healing.json").read_text())["key"]["bf16"] is True
+
+
+def test_heal_on_the_targets_topk_next_to_the_cut_raises_agreement(tmp_path, data_file, tiny_models):
+    """The CPU recipe's path end to end on the tiny pair: the OpenVINO target's top-k recorded, a pruned draft healed
+    on KL to it with only the layers next to the cut trained, held-out records never trained on."""
+    import torch
+    from safetensors.torch import load_file
+
+    from helpers.distill import agreement, split_held_out
+    from helpers.pruning import Block, prune_model
+    from helpers.soft_distill import record_target_topk
+
+    records = read_distillation_data(data_file)
+    train, held = split_held_out(records, 0.25)
+    assert len(held) == 4 and {r["id"] for r in train}.isdisjoint(r["id"] for r in held)
+    assert split_held_out(list(reversed(records)), 0.25)[1] == list(reversed(held))  # the same ids, whatever the order
+    topk = tmp_path / "topk.jsonl"
+    record_target_topk(tiny_models.target, records, topk, k=8, max_length=128, progress=False)
+    pruned = prune_model(build_tiny_pair().draft, tmp_path / "pruned", Block(2, 1)).path
+    # the tiny models take a larger learning rate than real ones (the CPU recipe uses 1e-4)
+    config = HealConfig(steps=12, learning_rate=1e-2, batch_size=4, max_length=128, warmup_steps=2, save_steps=12,
+                        topk=8, ce_weight=0.1, neighbour_layers=1, held_out=0.25)
+    result = heal(pruned, data_file, tmp_path / "healed", config, topk_path=topk, cut=2, progress=False)
+    assert result.action == "trained" and result.examples == len(train) and result.peak_rss_mb > 0
+    before, after = load_file(pruned / "model.safetensors"), load_file(tmp_path / "healed" / "model.safetensors")
+    changed = {k.split(".")[2] for k in before if k.startswith("model.layers.") and not torch.equal(before[k], after[k])}
+    assert changed == {"1", "2"}  # the kept layers on each side of the cut, nothing else
+    assert torch.equal(before["model.embed_tokens.weight"], after["model.embed_tokens.weight"])
+    for part, part_records in (("training", train), ("held-out", held)):
+        agreement_before = agreement(pruned, part_records, 128)
+        agreement_after = agreement(tmp_path / "healed", part_records, 128)
+        print(f"pruned tiny draft, agreement with the target on the {part} records: {agreement_before:.3f} -> "
+              f"{agreement_after:.3f}; loss {result.losses[0][1]:.3f} -> {result.losses[-1][1]:.3f}")
+        assert agreement_after > agreement_before
+
+    with pytest.raises(ConfigError, match="top-k"):
+        heal(pruned, data_file, tmp_path / "x", config, cut=2, progress=False)
+    with pytest.raises(ConfigError, match="cut"):
+        heal(pruned, data_file, tmp_path / "x", config, topk_path=topk, progress=False)
+    with pytest.raises(ConfigError, match="Record it again"):
+        heal(pruned, data_file, tmp_path / "x", replace(config, max_length=64), topk_path=topk, cut=2, progress=False)
+    for bad in ({"topk": 4, "kl_weight": 0.5}, {"held_out": 0.5}, {"ce_weight": 1.5}, {"max_grad_norm": 0.0}):
+        with pytest.raises(ConfigError):
+            HealConfig(**bad)

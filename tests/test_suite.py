@@ -81,21 +81,31 @@ def test_pruned_drafts_and_agent_steps(tiny_models, tmp_path):
     from helpers.distill import HealConfig
     from helpers.pruned_drafts import HealingPlan
 
-    heal = HealConfig(steps=2, learning_rate=2e-3, batch_size=2, max_length=64, warmup_steps=0, save_steps=2)
+    # soft targets from the OpenVINO target and only the layers next to the cut trained: the CPU recipe's path
+    heal = HealConfig(steps=2, learning_rate=2e-3, batch_size=2, max_length=64, warmup_steps=0, save_steps=2, topk=4,
+                      neighbour_layers=1, held_out=0.25)
     plan = HealingPlan(depths=(1,), prompts=4, max_new_tokens=12, heal=heal, repair=True, head_tokens=(1024,))
-    settings = tiny_settings(tmp_path, plan=plan, pruned_k=2, agent=True, agent_repeats=1, agent_max_steps=1,
-                             agent_max_new_tokens=24, agent_search="offline",
-                             steps=("pruned-drafts", "lm-head-int4", "agent"))
+    settings = tiny_settings(tmp_path, plan=plan, pruned_k=2, ks=(2, 3), agent=True, agent_repeats=1,
+                             agent_max_steps=1, agent_max_new_tokens=24, agent_search="offline",
+                             steps=("pruned-drafts", "pruned-drafts-sweep", "lm-head-int4", "agent"))
     actions = suite.run_suite(settings, command="suite with pruning", progress=False)
-    assert [a["action"] for a in actions] == ["measured"] * 3
+    assert [a["action"] for a in actions] == ["measured"] * 4
 
     pruned = json.loads((tmp_path / "pruned-drafts.json").read_text())
     labels = [row["label"] for row in pruned["summary"]]
     variants = ["unpruned", "head1k", "pruned1", "pruned1-replaceme", "pruned1-replaceme-healed", "pruned1-head1k",
                 "pruned1-replaceme-head1k", "pruned1-replaceme-healed-head1k"]
-    assert labels == [suite.REFERENCE, *(f"int4 + {v} int4 draft k=2" for v in variants),
-                      "int4 + unpruned int4 draft threshold=0.4",
-                      "int4 + pruned1-replaceme-healed-head1k int4 draft threshold=0.4"]
+    assert labels == [suite.REFERENCE, *(f"int4 + {v} int4 draft k=2" for v in variants)]
+    sweep = json.loads((tmp_path / "pruned-drafts-sweep.json").read_text())
+    principal = ["unpruned", "head1k", "pruned1-replaceme-healed-head1k"]
+    assert [row["label"] for row in sweep["summary"]] == [
+        suite.REFERENCE, *(f"int4 + {v} int4 draft k=3" for v in principal),
+        *(f"int4 + {v} int4 draft threshold=0.4" for v in principal)]
+    healing = json.loads((tmp_path / "healing.json").read_text())
+    agreement = healing["drafts"][0]["held-out agreement"]
+    assert set(agreement) == {"draft pruned1", "draft pruned1-replaceme", "draft pruned1-replaceme-healed"}
+    assert all(0.0 <= a <= 1.0 for a in [*agreement.values(), healing["unpruned held-out agreement"]])
+    assert healing["drafts"][0]["heal peak RAM GiB"] > 0 and healing["held-out share"] == 0.25
     models = pruned["settings"]["suite"]["models"]
     assert len({models[f"draft {v} int4"] for v in variants[1:]}) == len(variants) - 1  # every variant its own folder
     assert pruned["settings"]["suite"]["signature"]["healing_plan"]["head_tokens"] == [1024]
@@ -116,11 +126,12 @@ def test_pruned_drafts_and_agent_steps(tiny_models, tmp_path):
     agent_labels = [row["label"] for row in agent["agent_summary"]]
     assert agent_labels[0] == suite.REFERENCE
     assert "agent: draft k=2" in agent_labels and "agent: prefix caching off" in agent_labels
-    assert agent_labels[-1] == "agent: pruned1-replaceme-healed-head1k int4 draft k=2"
+    assert agent_labels[-2:] == ["agent: head1k int4 draft k=2", "agent: pruned1-replaceme-healed-head1k int4 draft k=2"]
     assert len(agent["agent_runs"]) == len(agent_labels) and all(r["steps"] for r in agent["agent_runs"])
     assert {row["work"] for row in agent["agent_work"]} <= {"search", "slides", "answer", "code", "none"}
     summary = (tmp_path / "summary.md").read_text()
     assert "## Agent task" in summary and "decks_written" in summary and "pruned1-replaceme-healed int4-all" in summary
+    assert "## Pruned drafts: repair and healing" in summary and "replaceme-healed" in summary
 
 
 def test_cli_plans_pruning_and_agent_steps(tmp_path, capsys):

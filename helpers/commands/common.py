@@ -83,6 +83,14 @@ def probability(text: str) -> float:
     return value
 
 
+def unit_interval(text: str) -> float:
+    """An argparse type for shares from 0 to 1, both included (a loss weight, a held-out share)."""
+    value = _number(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value:g}")
+    return value
+
+
 def fraction(text: str) -> float:
     """An argparse type for shares above 0 and at most 1 (the int4 ratio)."""
     value = _number(text)

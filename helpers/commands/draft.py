@@ -16,6 +16,7 @@ from .common import (
     positive_int,
     resolve_device,
     resolve_models,
+    unit_interval,
 )
 
 
@@ -71,10 +72,13 @@ def cmd_heal(args: argparse.Namespace) -> int:
                         gradient_accumulation=args.gradient_accumulation, max_length=args.max_length,
                         warmup_steps=args.warmup_steps, freeze_embeddings=not args.train_embeddings,
                         kl_weight=args.kl_weight, kl_temperature=args.kl_temperature, save_steps=args.save_steps,
-                        seed=args.seed, bf16=args.bf16)
+                        seed=args.seed, bf16=args.bf16, topk=args.topk if args.topk_file else 0,
+                        ce_weight=args.ce_weight, neighbour_layers=args.neighbour_layers,
+                        max_grad_norm=args.max_grad_norm, held_out=args.held_out)
     output = args.output or f"{Path(args.draft).name}-healed"
     result = heal(args.draft, args.data, output, config, teacher_dir=args.teacher, target_dir=args.target,
-                  stop_after_steps=args.stop_after, overwrite=args.overwrite, progress=is_main_process())
+                  stop_after_steps=args.stop_after, overwrite=args.overwrite, progress=is_main_process(),
+                  topk_path=args.topk_file, cut=args.cut)
     if not is_main_process():  # one report per launch, not one per process
         return 0
     print(markdown_table([result.row()]))
@@ -148,6 +152,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--kl-weight", type=non_negative_float, default=0.0, help="mix in KL to the teacher (needs --teacher)")
     p.add_argument("--kl-temperature", type=positive_float, default=1.0, help="softmax temperature for the KL term")
     p.add_argument("--teacher", help="Hugging Face folder of the target, for --kl-weight")
+    p.add_argument("--topk-file", help="the target's recorded top-k log-probs (soft_distill.record_target_topk): train "
+                   "on KL to them instead of the answer tokens alone")
+    p.add_argument("--topk", type=positive_int, default=32, help="with --topk-file: how many of the recorded ids to use")
+    p.add_argument("--ce-weight", type=unit_interval, default=recipe.ce_weight,
+                   help="with --topk-file: share of hard-label cross-entropy mixed into the KL")
+    p.add_argument("--neighbour-layers", type=non_negative_int, default=0,
+                   help="train only this many kept layers on each side of the cut (needs --cut; 0: every layer)")
+    p.add_argument("--cut", type=positive_int, help="index, in the pruned draft, of the first layer after the removed "
+                   "block (the block's start in the original)")
+    p.add_argument("--max-grad-norm", type=positive_float, default=recipe.max_grad_norm, help="gradient clipping")
+    p.add_argument("--held-out", type=unit_interval, default=recipe.held_out,
+                   help="share of the records never trained on (kept for measuring agreement)")
     p.add_argument("--target", help="folder with the target's tokenizer, to check the draft matches it")
     p.add_argument("--stop-after", type=positive_int, help="stop after this many steps (run again to continue)")
     p.add_argument("--seed", type=int, default=0, help="random seed")

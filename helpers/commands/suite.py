@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..settings import DISTILL, SUITE, heal_recipe
+from ..settings import DISTILL, HEAL_RECIPES, SUITE, heal_recipe
 from ..tables import markdown_table
 from .common import add_command, invocation, model_options, non_negative_int, positive_float, positive_int, resolve_device
 
@@ -16,14 +17,20 @@ if TYPE_CHECKING:
 
 def healing_plan(args: argparse.Namespace) -> HealingPlan | None:
     """The pruning + healing settings from the command line (None without --prune-depths)."""
-    from ..distill import HealConfig
     from ..pruned_drafts import HealingPlan
 
     if not args.prune_depths:
         return None
-    heal = None if args.no_heal else HealConfig(
-        steps=args.heal_steps, learning_rate=args.heal_lr, batch_size=args.heal_batch_size, max_length=args.heal_max_length,
-        warmup_steps=min(10, max(1, args.heal_steps // 10)), save_steps=max(1, args.heal_steps // 3), bf16=args.heal_bf16)
+    recipe = heal_recipe(args.heal_recipe)
+    overrides = {name: value for name, value in (("steps", args.heal_steps), ("learning_rate", args.heal_lr),
+                                                 ("batch_size", args.heal_batch_size),
+                                                 ("max_length", args.heal_max_length)) if value is not None}
+    if args.heal_bf16:
+        overrides["bf16"] = True
+    if "steps" in overrides:  # warm-up and checkpoints follow a changed step count
+        steps = overrides["steps"]
+        overrides.update(warmup_steps=min(recipe.warmup_steps, max(1, steps // 10)), save_steps=max(1, steps // 3))
+    heal = None if args.no_heal else replace(recipe, **overrides)
     return HealingPlan(depths=tuple(args.prune_depths), prompts=args.distill_prompts,
                        max_new_tokens=args.distill_max_new_tokens, heal=heal, repair=args.repair,
                        head_tokens=tuple(args.head_tokens or ()))
@@ -102,10 +109,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--head-tokens", type=positive_int, nargs="+", metavar="N",
                    help="also each draft with its output layer trimmed to the N most frequent tokens of the target's "
                         "answers (FR-Spec), e.g. 32768")
-    g.add_argument("--heal-steps", type=positive_int, default=recipe.steps, help="optimizer steps per pruned draft")
-    g.add_argument("--heal-lr", type=positive_float, default=recipe.learning_rate, help="peak learning rate")
-    g.add_argument("--heal-batch-size", type=positive_int, default=recipe.batch_size, help="examples per step")
-    g.add_argument("--heal-max-length", type=positive_int, default=recipe.max_length, help="tokens per example")
+    g.add_argument("--heal-recipe", choices=list(HEAL_RECIPES), default="cpu-suite",
+                   help="named healing settings (settings.HEAL_RECIPES); the options below override single fields")
+    g.add_argument("--heal-steps", type=positive_int, help=f"optimizer steps per pruned draft (cpu-suite: {recipe.steps})")
+    g.add_argument("--heal-lr", type=positive_float, help=f"peak learning rate (cpu-suite: {recipe.learning_rate:g})")
+    g.add_argument("--heal-batch-size", type=positive_int, help=f"examples per step (cpu-suite: {recipe.batch_size})")
+    g.add_argument("--heal-max-length", type=positive_int, help=f"tokens per example (cpu-suite: {recipe.max_length})")
     g.add_argument("--heal-bf16", action="store_true", help="bfloat16 autocast for healing (CPUs with AVX512-BF16/AMX)")
     a = p.add_argument_group("agent step")
     a.add_argument("--no-agent", action="store_true", help="skip the slide-deck agent step")
