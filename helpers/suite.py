@@ -137,12 +137,12 @@ def default_steps(ks: tuple[int, ...], lookup_ks: tuple[int, ...], draft_formats
         steps.append(SuiteStep("pruned-drafts", f"int4 target with the draft depth-pruned by {', '.join(map(str, plan.depths))} "
                                "layers (plain, repaired, healed, trimmed output layer, as planned) against the unpruned "
                                f"int4 draft, at equal k={k}", tuple(draft_run(key) for key in drafts)))
-        # the unpruned draft (full and trimmed head) and the most worked-on variant of each depth, at every other k of
-        # the sweep and with a confidence threshold: a pruned draft must win at its own best setting, not only at k
-        principal = [unpruned, *plan.variants(0, "int4")[:1], *(plan.variants(d, "int4")[-1] for d in plan.depths)]
+        # the unpruned draft (full and trimmed head) and the most worked-on variant of the shallowest cut, at every
+        # other k of the sweep and with a confidence threshold: a pruned draft must win at its best setting, not only at k
+        principal = [unpruned, *plan.variants(0, "int4")[:1], plan.variants(min(plan.depths), "int4")[-1]]
         runs = [draft_run(key, k=other) for key in principal for other in ks if other != k]
         runs += [draft_run(key, CONFIDENCE_THRESHOLD) for key in principal]
-        steps.append(SuiteStep("pruned-drafts-sweep", "the unpruned draft and the most worked-on draft of each depth at "
+        steps.append(SuiteStep("pruned-drafts-sweep", "the unpruned draft and the most worked-on shallowest draft at "
                                f"the other k ({', '.join(str(x) for x in ks if x != k) or 'none'}) and with a confidence "
                                f"threshold of {CONFIDENCE_THRESHOLD:g}", tuple(runs)))
         if plan.heal is not None:
