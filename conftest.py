@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from pathlib import Path
 
 
 def pytest_configure(config) -> None:
@@ -16,6 +17,10 @@ def pytest_configure(config) -> None:
     os.environ["HF_HUB_OFFLINE"] = "1"  # tests never touch the hub, even on a connected machine
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
     os.environ["MPLBACKEND"] = "Agg"
+    # Notebook kernels and subprocesses import this checkout's helpers, also when the venv's editable install points at
+    # another checkout (a git worktree sharing one venv would otherwise run its notebooks on the other copy's code).
+    root = str(Path(__file__).resolve().parent)
+    os.environ["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [os.environ.get("PYTHONPATH")])])
 
 
 def pytest_collection_modifyitems(config, items) -> None:

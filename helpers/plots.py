@@ -142,6 +142,36 @@ def plot_speedup_model(acceptance_rates: Sequence[float], cost_ratios: Sequence[
 
 
 @_detached
+def plot_forward_cost(series: Mapping[str, Sequence[Mapping[str, Any]]],
+                      title: str = "What one forward appending n tokens costs") -> Any:
+    """t(n)/t(1) against n (median and quartiles) for each series of `helpers.forward_cost` rows, between the two
+    bounds: 1 (checking n tokens is free: memory-bound) and n (it costs n one-token steps: compute-bound)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    top = 1
+    for label, rows in series.items():
+        points = sorted(rows, key=lambda r: r["n"])
+        if not points:
+            continue
+        ns = [r["n"] for r in points]
+        ratios = [r["ratio"] for r in points]
+        low = [max(r["ratio"] - r["ratio_lo"], 0.0) for r in points]
+        high = [max(r["ratio_hi"] - r["ratio"], 0.0) for r in points]
+        ax.errorbar(ns, ratios, yerr=[low, high], marker="o", capsize=3, label=label)
+        top = max(top, *ns)
+    bounds = list(range(1, top + 1))
+    ax.plot(bounds, [1.0] * len(bounds), color="grey", linewidth=1, label="1: free (memory-bound)")
+    ax.plot(bounds, bounds, color="grey", linewidth=1, linestyle=":", label="n: n one-token steps (compute-bound)")
+    ax.set_xlabel("n = tokens appended to the KV cache in one forward")
+    ax.set_ylabel("t(n) / t(1)")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+@_detached
 def plot_slide_chart(labels: Sequence[str], values: Sequence[float], title: str = "", ylabel: str = "") -> Any:
     """A plain bar chart sized for a slide (the slide tool inserts it as a picture)."""
     plt = _pyplot()

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
-from .sd_loop import LoopResult, check_k
+from .sd_loop import LoopResult, StatefulLM, check_k
 from .tables import markdown_table
 
 
@@ -178,6 +178,7 @@ class Breakdown:
     measured: float  # median over pairs of TPOT(baseline) / TPOT(speculative)
     measured_lo: float
     measured_hi: float
+    acceptance_rate: float | None = None  # the speculative configuration's (median over runs)
 
     @property
     def agreement(self) -> float:
@@ -209,8 +210,54 @@ def explain(sd: StepParts, plain: StepParts, measured: tuple[float, float, float
         trim_ms=sd.trim_ms, draft_prefill_ms=sd.draft_prefill_ms, rest_ms=sd.rest_ms, step_ms=sd.step_ms, c=c,
         verify_ratio=sd.verify_ms / t_plain, rest_ratio=other / t_plain, blog_predicted=sd.tokens_per_step / (sd.k * c + 1.0),
         predicted=sd.tokens_per_step * t_plain / spent if spent > 0 else float("nan"),
-        measured=measured[1], measured_lo=measured[0], measured_hi=measured[2],
+        measured=measured[1], measured_lo=measured[0], measured_hi=measured[2], acceptance_rate=sd.acceptance_rate,
     )
+
+
+def _row(breakdown: Breakdown | Mapping[str, Any]) -> Mapping[str, Any]:
+    row = breakdown.row() if isinstance(breakdown, Breakdown) else breakdown
+    if row["t_plain_ms"] <= 0:
+        raise ConfigError("A break-even needs a plain step longer than zero.")
+    return row
+
+
+def break_even_tokens(breakdown: Breakdown | Mapping[str, Any]) -> float:
+    """Tokens a speculative step must yield to be as fast as plain decoding: its parts (draft + verify + the rest)
+    in plain steps, the denominator of `Breakdown.predicted` (so predicted = tokens_per_step / break_even_tokens).
+    Takes a `Breakdown` or its ``row()`` (a recorded one too)."""
+    row = _row(breakdown)
+    return row["draft_ms"] / row["t_plain_ms"] + row["verify_ratio"] + row["rest_ratio"]
+
+
+def break_even_acceptance(breakdown: Breakdown | Mapping[str, Any]) -> float:
+    """The acceptance rate at which a speculative step with these measured parts is exactly as fast as plain decoding.
+
+    A step yields 1 + acceptance x draft calls tokens (the target's own plus the accepted drafts) and must yield
+    `break_even_tokens` = draft calls x c + verify_ratio + rest_ratio. They are equal at
+    acceptance = c + (verify_ratio + rest_ratio - 1) / draft calls, so never below c (the draft's cost per token in
+    plain steps) once a verify costs at least one plain step. Above 1: this configuration cannot pay at any acceptance.
+    """
+    row = _row(breakdown)
+    calls = row["draft_ms"] / row["draft_token_ms"] if row["draft_token_ms"] else 0.0
+    if calls <= 0:
+        raise ConfigError("break_even_acceptance needs a speculative breakdown with draft calls.")
+    return (break_even_tokens(row) - 1.0) / calls
+
+
+CONTROL_COLUMN = "control_t(k+1)/t(1)"
+
+
+def with_control(breakdown: Sequence[Mapping[str, Any]], control_rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Breakdown rows (live or recorded) with the raw-OpenVINO control's t(k+1)/t(1) beside the measured verify ratio
+    (n = k+1, capped at the largest n measured; None when that n was not measured), and the break-evens."""
+    largest = max((r["n"] for r in control_rows), default=0)
+    rows = []
+    for b in breakdown:
+        n = min(b["k"] + 1, largest)
+        match = next((r for r in control_rows if r["n"] == n), None)
+        rows.append({**b, CONTROL_COLUMN: match["ratio"] if match else None, "break_even_tokens": break_even_tokens(b),
+                     "break_even_acceptance": break_even_acceptance(b)})
+    return rows
 
 
 PIPE_PLAIN, LOOP_PLAIN = "pipeline target alone", "loop greedy"
@@ -242,35 +289,37 @@ class BreakdownSettings:
                               "warmup >= 0.")
 
 
-def measure_breakdown(settings: BreakdownSettings, progress: bool = True) -> dict[str, Any]:
-    """Interleaved, per prompt and repeat: the target alone and the speculative LLMPipeline at every k, then a plain
-    greedy loop and the from-scratch speculative loop on the same IRs; then the t(n)/t(1) control. Plain data."""
+def compare(base: Any, sd: Any, target: StatefulLM, draft: StatefulLM, texts: Mapping[str, str],
+            ids: Mapping[str, Sequence[int]], ks: Sequence[int] = (3,), max_new_tokens: int = 128,
+            eos_ids: Iterable[int] = (), repeats: int = 2, warmup: int = 1, progress: bool = True) -> dict[str, Any]:
+    """Interleaved, per prompt and repeat: the target alone (`base`) and the speculative LLMPipeline (`sd`) at every k,
+    then a plain greedy loop and the from-scratch speculative loop on the same IRs (`target`, `draft`).
+
+    `texts` are the chat-rendered prompts for the pipelines, `ids` the same prompts as token ids for the loops (same
+    keys). Returns plain data: median parts per label, one `Breakdown` row per speculative label (measured speedup:
+    median of per-pair TPOT ratios against its own baseline), the share of runs whose output equals the baseline's,
+    every run, and the benchmark's seconds.
+    """
     from tqdm.auto import tqdm
 
-    from .benchmark import machine_description, quartiles
-    from .devices import peak_rss_mb
-    from .forward_cost import forward_cost
-    from .generation import chat_prompt, generation_config, load_pipeline
-    from .prompts import builtin_prompts
-    from .sd_loop import StatefulLM, chat_token_ids, eos_token_ids, greedy_generate, speculative_generate
-    from .speculative import EXACT_PROPERTIES
+    from .benchmark import quartiles
+    from .generation import generation_config
+    from .sd_loop import greedy_generate, speculative_generate
 
-    args = settings
-    props = EXACT_PROPERTIES if args.exact else {}
-    prompts = builtin_prompts()[: args.prompts]
-    ks = list(dict.fromkeys(args.ks))
-    base = load_pipeline(args.target, args.device, **props)
-    sd = load_pipeline(args.target, args.device, draft_dir=args.draft, **props)
-    target, draft = StatefulLM(args.target, args.device, props), StatefulLM(args.draft, args.device, props)
-    eos = eos_token_ids(args.target)
-    texts = {p.id: chat_prompt(base, p.text) for p in prompts}
-    ids = {p.id: chat_token_ids(args.target, p.text) for p in prompts}
+    ks = list(dict.fromkeys(ks))
+    for k in ks:
+        check_k(k)
+    if repeats < 1 or warmup < 0 or not ids or set(texts) != set(ids):
+        raise ConfigError(f"compare needs repeats >= 1, warmup >= 0 and the same prompts as texts and ids, got "
+                          f"repeats={repeats}, warmup={warmup}, {sorted(texts)} and {sorted(ids)}.")
+    eos = frozenset(eos_ids)
+    prompt_ids = list(ids)
 
     def runner(label: str) -> Any:
         k = int(label.rsplit("=", 1)[1]) if "k=" in label else 0
         if label.startswith("pipeline"):
-            pipe, config = (sd, generation_config(args.max_new_tokens, num_assistant_tokens=k)) if k else \
-                (base, generation_config(args.max_new_tokens))
+            pipe, config = (sd, generation_config(max_new_tokens, num_assistant_tokens=k)) if k else \
+                (base, generation_config(max_new_tokens))
 
             def go(pid: str) -> tuple[StepParts, list[int] | str]:
                 result = pipe.generate([texts[pid]], config)
@@ -278,8 +327,8 @@ def measure_breakdown(settings: BreakdownSettings, progress: bool = True) -> dic
                 return pipeline_parts(result, label, k), result.texts[0]
         else:
             def go(pid: str) -> tuple[StepParts, list[int] | str]:
-                out = speculative_generate(target, draft, ids[pid], k, args.max_new_tokens, eos) if k else \
-                    greedy_generate(target, ids[pid], args.max_new_tokens, eos)
+                out = speculative_generate(target, draft, ids[pid], k, max_new_tokens, eos) if k else \
+                    greedy_generate(target, ids[pid], max_new_tokens, eos)
                 parts = loop_parts(out)
                 parts.label = label
                 return parts, out.tokens
@@ -290,22 +339,19 @@ def measure_breakdown(settings: BreakdownSettings, progress: bool = True) -> dic
     labels = [PIPE_PLAIN, *[f"pipeline SD k={k}" for k in ks], LOOP_PLAIN, *[f"loop SD k={k}" for k in ks]]
     runners = {label: runner(label) for label in labels}
     for label in labels:
-        for _ in range(args.warmup):
-            runners[label](prompts[0].id)
+        for _ in range(warmup):
+            runners[label](prompt_ids[0])
     raw_lists.clear()
     started = time.perf_counter()
-    with tqdm(total=args.repeats * len(prompts) * len(labels), desc="breakdown", disable=not progress, leave=False) as bar:
-        for repeat in range(args.repeats):
+    with tqdm(total=repeats * len(prompt_ids) * len(labels), desc="breakdown", disable=not progress, leave=False) as bar:
+        for repeat in range(repeats):
             shift = repeat % len(labels)
-            for prompt in prompts:
+            for pid in prompt_ids:
                 for label in labels[shift:] + labels[:shift]:
-                    parts, output = runners[label](prompt.id)
-                    runs.append({"label": label, "prompt": prompt.id, "repeat": repeat, "parts": parts, "output": output})
+                    parts, output = runners[label](pid)
+                    runs.append({"label": label, "prompt": pid, "repeat": repeat, "parts": parts, "output": output})
                     bar.update()
     bench_s = time.perf_counter() - started
-    context = [t for p in prompts for t in ids[p.id]]
-    context = (context * (args.context // max(len(context), 1) + 1))[: args.context]
-    control = forward_cost(target, context, args.ns, repeats=args.forward_repeats)
 
     def pairs(label: str, baseline: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
         base_runs = {(r["prompt"], r["repeat"]): r for r in runs if r["label"] == baseline}
@@ -322,18 +368,50 @@ def measure_breakdown(settings: BreakdownSettings, progress: bool = True) -> dic
         ratios = [b["parts"].tpot_ms / c["parts"].tpot_ms for b, c in matched if c["parts"].tpot_ms > 0]
         breakdowns.append(explain(medians[label], medians[baseline], quartiles(ratios)))
     return {
-        "settings": {**{k: str(v) if isinstance(v, Path) else v for k, v in asdict(args).items()},
-                     "properties": {k: str(v) for k, v in props.items()},
-                     "prompts": [p.id for p in prompts], "benchmark_seconds": bench_s},
-        "machine": machine_description(), "peak_rss_mb": peak_rss_mb(),
-        "prompt_tokens": {pid: len(v) for pid, v in ids.items()},
         "parts": [medians[label].row() for label in labels],
         "breakdown": [b.row() for b in breakdowns],
         "identical_to_baseline": identical,
-        "control": control.to_dict(),
         "runs": [{**{k: v for k, v in r.items() if k != "parts"}, "parts": r["parts"].row(),
                   "output": r["output"] if isinstance(r["output"], str) else list(r["output"]),
                   "raw": raw_lists.get(i)} for i, r in enumerate(runs)],
+        "benchmark_seconds": bench_s,
+    }
+
+
+def measure_breakdown(settings: BreakdownSettings, progress: bool = True) -> dict[str, Any]:
+    """Load the pair as pipelines and as stateful IRs, run `compare`, then the t(n)/t(1) control. Plain data."""
+    from .benchmark import machine_description
+    from .devices import peak_rss_mb
+    from .forward_cost import forward_cost
+    from .generation import chat_prompt, load_pipeline
+    from .prompts import builtin_prompts
+    from .sd_loop import StatefulLM, chat_token_ids, eos_token_ids
+    from .speculative import EXACT_PROPERTIES
+
+    args = settings
+    props = EXACT_PROPERTIES if args.exact else {}
+    prompts = builtin_prompts()[: args.prompts]
+    base = load_pipeline(args.target, args.device, **props)
+    sd = load_pipeline(args.target, args.device, draft_dir=args.draft, **props)
+    target, draft = StatefulLM(args.target, args.device, props), StatefulLM(args.draft, args.device, props)
+    texts = {p.id: chat_prompt(base, p.text) for p in prompts}
+    ids = {p.id: chat_token_ids(args.target, p.text) for p in prompts}
+    compared = compare(base, sd, target, draft, texts, ids, args.ks, args.max_new_tokens, eos_token_ids(args.target),
+                       args.repeats, args.warmup, progress)
+    context = [t for p in prompts for t in ids[p.id]]
+    context = (context * (args.context // max(len(context), 1) + 1))[: args.context]
+    control = forward_cost(target, context, args.ns, repeats=args.forward_repeats)
+    return {
+        "settings": {**{k: str(v) if isinstance(v, Path) else v for k, v in asdict(args).items()},
+                     "properties": {k: str(v) for k, v in props.items()},
+                     "prompts": [p.id for p in prompts], "benchmark_seconds": compared["benchmark_seconds"]},
+        "machine": machine_description(), "peak_rss_mb": peak_rss_mb(),
+        "prompt_tokens": {pid: len(v) for pid, v in ids.items()},
+        "parts": compared["parts"],
+        "breakdown": compared["breakdown"],
+        "identical_to_baseline": compared["identical_to_baseline"],
+        "control": control.to_dict(),
+        "runs": compared["runs"],
     }
 
 
@@ -358,20 +436,18 @@ def breakdown_report(data: dict[str, Any]) -> str:
         "label", "runs", "generated", "tokens_per_step", "acceptance_rate", "tpot_ms", "step_ms", "draft_ms",
         "draft_calls_per_step", "draft_token_ms", "draft_infer_ms", "verify_ms", "verify_infer_ms", "sampling_ms",
         "trim_ms", "draft_prefill_ms", "rest_ms"])]
-    rows = []
-    for b in data["breakdown"]:
-        n = min(b["k"] + 1, max(r["n"] for r in control["rows"]))
-        t_n = next((r for r in control["rows"] if r["n"] == n), None)
-        rows.append({**b, "control_t(k+1)/t(1)": t_n["ratio"] if t_n else None})
+    rows = with_control(data["breakdown"], control["rows"])
     out += ["", "## Breakdown and the formula with measured parts (ratios relative to one plain step t_plain)",
             markdown_table(rows, ["label", "k", "tokens_per_step", "t_plain_ms", "c", "draft_ms", "verify_ms",
-                                  "verify_ratio", "control_t(k+1)/t(1)", "trim_ms", "draft_prefill_ms", "rest_ms",
-                                  "rest_ratio",
+                                  "verify_ratio", CONTROL_COLUMN, "trim_ms", "draft_prefill_ms", "rest_ms",
+                                  "rest_ratio", "tokens_per_step", "break_even_tokens", "acceptance_rate",
+                                  "break_even_acceptance",
                                   "blog_predicted", "predicted", "measured", "measured_lo", "measured_hi",
                                   "agreement"]),
             "", "predicted = tokens/step * t_plain / (draft + verify + trim + draft_prefill + rest); "
                 "blog_predicted = tokens/step / (k c + 1); measured = median over (prompt, repeat) pairs of "
-                "TPOT(baseline) / TPOT(SD), lo/hi quartiles.",
+                "TPOT(baseline) / TPOT(SD), lo/hi quartiles; break_even_tokens: the tokens per step at which a step of these "
+                "parts pays for itself, break_even_acceptance = c + (verify_ratio + rest_ratio - 1) / draft calls.",
             "", f"## Raw-OpenVINO control on the target IR, KV cache of {control['context']} tokens, "
                 f"{control['repeats']} repeats (ms of request.infer() only)",
             markdown_table(control["rows"], ["n", "t_ms", "t_lo_ms", "t_hi_ms", "ratio", "ratio_lo", "ratio_hi"]),

@@ -35,3 +35,14 @@ def test_per_prompt_and_model_plots(tmp_path):
     assert len(model.axes[0].get_lines()) == 3  # two curves and the 1.0 line
     saved = plots.save_figure(model, tmp_path / "m.png")
     assert saved.stat().st_size > 1000 and not list(tmp_path.glob(".*"))
+
+
+def test_forward_cost_plot_draws_each_series_between_the_bounds():
+    rows = [{"n": n, "ratio": r, "ratio_lo": r - 0.1, "ratio_hi": r + 0.2} for n, r in ((1, 1.0), (4, 1.3), (8, 1.8))]
+    fig = plots.plot_forward_cost({"real": rows, "tiny": rows[:2], "empty": []}, title="t(n)")
+    ax = fig.axes[0]
+    assert ax.get_title() == "t(n)" and ax.get_xlabel() and ax.get_ylabel() == "t(n) / t(1)"
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert {"real", "tiny"} <= set(labels) and len(labels) == 4  # two series and the two bounds, no empty series
+    compute_bound = next(line for line in ax.get_lines() if line.get_linestyle() == ":")
+    assert list(compute_bound.get_xdata()) == list(compute_bound.get_ydata()) == list(range(1, 9))

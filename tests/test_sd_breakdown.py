@@ -15,7 +15,18 @@ from helpers.errors import ConfigError
 from helpers.forward_cost import forward_cost
 from helpers.generation import chat_prompt, generation_config, load_pipeline
 from helpers.prompts import builtin_prompts
-from helpers.sd_breakdown import BreakdownSettings, explain, loop_parts, median_parts, pipeline_parts
+from helpers.sd_breakdown import (
+    BreakdownSettings,
+    StepParts,
+    break_even_acceptance,
+    break_even_tokens,
+    compare,
+    explain,
+    loop_parts,
+    median_parts,
+    pipeline_parts,
+    with_control,
+)
 from helpers.sd_loop import (
     StatefulLM,
     chat_token_ids,
@@ -220,3 +231,33 @@ def test_the_command_refuses_a_k_too_large(capsys):
 def test_settings_refuse_bad_k():
     with pytest.raises(ConfigError, match="between 1 and 32"):
         BreakdownSettings(target=Path("t"), draft=Path("d"), ks=(40,))
+
+
+def test_at_the_break_even_acceptance_the_formula_predicts_no_gain():
+    plain = StepParts("plain", step_ms=50.0, verify_ms=50.0, tpot_ms=50.0)
+    # k=3: three draft calls of 30 ms (c = 0.6), a verify of 65 ms (1.3 plain steps), 5 ms of the rest
+    sd = StepParts("sd", k=3, step_ms=160.0, draft_ms=90.0, draft_calls_per_step=3.0, draft_token_ms=30.0,
+                   verify_ms=65.0, rest_ms=5.0)
+    alpha = break_even_acceptance(explain(sd, plain, (1.0, 1.0, 1.0)))
+    assert alpha == pytest.approx(0.6 + (1.3 + 0.1 - 1) / 3)  # c + (verify_ratio + rest_ratio - 1) / draft calls
+    assert break_even_tokens(explain(sd, plain, (1.0, 1.0, 1.0))) == pytest.approx(160 / 50)
+    sd.tokens_per_step = 1 + alpha * 3  # each step: the target's own token plus the accepted drafts
+    assert explain(sd, plain, (1.0, 1.0, 1.0)).predicted == pytest.approx(1.0)
+    with pytest.raises(ConfigError, match="draft calls"):  # a configuration without a draft has no break-even
+        break_even_acceptance({"draft_ms": 0.0, "draft_token_ms": 0.0, "verify_ratio": 1.0, "rest_ratio": 0.0,
+                               "t_plain_ms": 1.0})
+
+
+def test_control_ratio_sits_beside_each_breakdown():
+    control = [{"n": 1, "ratio": 1.0}, {"n": 2, "ratio": 1.1}, {"n": 4, "ratio": 1.3}]
+    rows = [{"label": f"sd k={k}", "k": k, "t_plain_ms": 1.0, "draft_ms": 1.0, "draft_token_ms": 0.5, "verify_ratio": 1.2,
+             "rest_ratio": 0.1} for k in (1, 2, 5)]
+    ratios = [r["control_t(k+1)/t(1)"] for r in with_control(rows, control)]
+    assert ratios == [1.1, None, 1.3]  # k=2 wants n=3 (not measured); k=5 is capped at the largest n, 4
+
+
+def test_compare_refuses_mismatched_prompts():
+    with pytest.raises(ConfigError, match="same prompts"):
+        compare(None, None, None, None, {"a": "text"}, {"b": [1, 2]})
+    with pytest.raises(ConfigError, match="between 1 and 32"):
+        compare(None, None, None, None, {"a": "text"}, {"a": [1, 2]}, ks=(0,))
