@@ -1,12 +1,15 @@
-"""The real-pair figures that the benchmark suite recorded (``benchmarks/results/<preset>/summary.json``), for notebooks
-to show beside their tiny-preset plumbing checks: what the same measurement gave with real weights, and on what machine."""
+"""The real-pair figures that the benchmark suite recorded (``benchmarks/results/<preset>/summary.json``, and the agent
+step's ``agent.json``), for notebooks to show beside their tiny-preset plumbing checks: what the same measurement gave
+with real weights, and on what machine."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .fsutil import read_json
 from .settings import REPO_ROOT
 
 REFERENCE_PRESET = "qwen2.5-coder-1.5b-offline"
@@ -32,3 +35,64 @@ def reference_rows(steps: tuple[str, ...], preset: str = REFERENCE_PRESET) -> tu
                f"{cpu}, {machine.get('logical_cores', '?')} cores, {machine.get('ram_gib', '?')} GiB, OpenVINO "
                f"{machine.get('openvino', '?').split('-')[0]}: `{summary['command']}`")
     return rows, caption
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The agent step (benchmarks/results/<preset>/agent.json): whole-task times per configuration and per kind of step work
+
+AGENT_COLUMNS = ["label", "runs", "task_speedup", "task_speedup_lo", "task_speedup_hi", "agent_seconds", "agent_steps",
+                 "ttft_ms", "tpot_ms", "acceptance_rate", "speedup"]
+WORK_COLUMNS = ["work", "label", "steps", "seconds", "ttft_ms", "output_tokens", "acceptance_rate"]
+PREFILL_COLUMNS = ["label", "agent_seconds", "prefill_s", "prefill_share"]
+
+
+@dataclass(frozen=True)
+class AgentReference:
+    """What the benchmark suite's agent step recorded on a real pair, or nothing yet (`measured` False).
+
+    `rows`: one per configuration (``agent_summary``: task_speedup with quartiles, agent_seconds, ttft_ms = a run's total
+    prefill ...); `work`: one per configuration and kind of step work (``agent_work``: search, slides, answer, code;
+    empty in results older than that table); `caption`: the pair, the machine and the command, or how to measure it."""
+
+    rows: list[dict[str, Any]]
+    work: list[dict[str, Any]]
+    caption: str
+    reference: str | None = None  # the configuration every speedup is against
+
+    @property
+    def measured(self) -> bool:
+        return bool(self.rows)
+
+    def prefill_rows(self) -> list[dict[str, Any]]:
+        """Per configuration: median wall time of the task, median total prefill of a run, and its share of the time."""
+        rows = []
+        for row in self.rows:
+            seconds, prefill = row.get("agent_seconds"), (row.get("ttft_ms") or 0.0) / 1000
+            rows.append({"label": row["label"], "agent_seconds": seconds, "prefill_s": prefill,
+                         "prefill_share": prefill / seconds if seconds else None})
+        return rows
+
+
+def agent_path(preset: str = REFERENCE_PRESET, archive: str | None = None) -> Path:
+    """The agent step's result: ``benchmarks/results/<preset>/agent.json``, or ``results/archive/<archive>/agent.json``."""
+    results = REPO_ROOT / "benchmarks" / "results"
+    return (results / "archive" / archive if archive else results / preset) / "agent.json"
+
+
+def agent_reference(preset: str = REFERENCE_PRESET, archive: str | None = None, path: Path | None = None
+                    ) -> AgentReference:
+    """The suite's agent step for `preset` (or an `archive`d run, or any `path`); "not measured yet" if there is none."""
+    path = Path(path) if path is not None else agent_path(preset, archive)
+    data = read_json(path)
+    if not data or not data.get("agent_summary"):
+        return AgentReference([], [], f"Real pair ({preset}), agent step: not measured yet (run `python "
+                                      f"benchmarks/run_suite.py --preset {preset} --steps agent`).")
+    suite = data.get("settings", {}).get("suite", {})
+    machine = data.get("machine", {})
+    cpu = ", ".join(machine.get("devices", {}).values()) or machine.get("platform", "?")
+    name = suite.get("signature", {}).get("preset", preset)
+    where = f" (archived run {archive})" if archive else ""
+    caption = (f"Real pair ({name}){where}, the suite's agent step against {data.get('baseline')!r}, on {cpu}, "
+               f"{machine.get('logical_cores', '?')} cores, {machine.get('ram_gib', '?')} GiB, OpenVINO "
+               f"{str(machine.get('openvino', '?')).split('-')[0]}: `{suite.get('command', '?')}`")
+    return AgentReference(list(data["agent_summary"]), list(data.get("agent_work") or []), caption, data.get("baseline"))
