@@ -5,7 +5,7 @@ with real weights, and on what machine."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,7 @@ AGENT_COLUMNS = ["label", "runs", "task_speedup", "task_speedup_lo", "task_speed
                  "ttft_ms", "tpot_ms", "acceptance_rate", "speedup"]
 WORK_COLUMNS = ["work", "label", "steps", "seconds", "ttft_ms", "output_tokens", "acceptance_rate"]
 PREFILL_COLUMNS = ["label", "agent_seconds", "prefill_s", "prefill_share"]
+RUN_COLUMNS = ["repeat", "label", "task", "seconds", "prefill_s", "prefill_share", "first_prompt_tokens", "decks"]
 
 
 @dataclass(frozen=True)
@@ -52,12 +53,14 @@ class AgentReference:
 
     `rows`: one per configuration (``agent_summary``: task_speedup with quartiles, agent_seconds, ttft_ms = a run's total
     prefill ...); `work`: one per configuration and kind of step work (``agent_work``: search, slides, answer, code;
-    empty in results older than that table); `caption`: the pair, the machine and the command, or how to measure it."""
+    empty in results older than that table); `runs`: one per agent run (`run_rows`); `caption`: the pair, the machine
+    and the command, or how to measure it."""
 
     rows: list[dict[str, Any]]
     work: list[dict[str, Any]]
     caption: str
     reference: str | None = None  # the configuration every speedup is against
+    runs: list[dict[str, Any]] = field(default_factory=list)  # ``agent_runs`` as recorded
 
     @property
     def measured(self) -> bool:
@@ -70,6 +73,20 @@ class AgentReference:
             seconds, prefill = row.get("agent_seconds"), (row.get("ttft_ms") or 0.0) / 1000
             rows.append({"label": row["label"], "agent_seconds": seconds, "prefill_s": prefill,
                          "prefill_share": prefill / seconds if seconds else None})
+        return rows
+
+    def run_rows(self) -> list[dict[str, Any]]:
+        """Per run, in repeat order: its task (start), wall time, total prefill and its share, the first step's prompt
+        in tokens (the system prompt and the task) and the decks written."""
+        rows = []
+        for run in sorted(self.runs, key=lambda r: r.get("repeat", 0)):
+            seconds, prefill = run.get("seconds"), (run.get("totals", {}).get("ttft_ms") or 0.0) / 1000
+            steps = run.get("steps") or [{}]
+            task = str(run.get("task", ""))
+            rows.append({"repeat": run.get("repeat"), "label": run.get("label"),
+                         "task": task if len(task) <= 40 else task[:39] + "…", "seconds": seconds, "prefill_s": prefill,
+                         "prefill_share": prefill / seconds if seconds else None,
+                         "first_prompt_tokens": steps[0].get("input_tokens"), "decks": len(run.get("decks") or [])})
         return rows
 
 
@@ -95,4 +112,5 @@ def agent_reference(preset: str = REFERENCE_PRESET, archive: str | None = None, 
     caption = (f"Real pair ({name}){where}, the suite's agent step against {data.get('baseline')!r}, on {cpu}, "
                f"{machine.get('logical_cores', '?')} cores, {machine.get('ram_gib', '?')} GiB, OpenVINO "
                f"{str(machine.get('openvino', '?')).split('-')[0]}: `{suite.get('command', '?')}`")
-    return AgentReference(list(data["agent_summary"]), list(data.get("agent_work") or []), caption, data.get("baseline"))
+    return AgentReference(list(data["agent_summary"]), list(data.get("agent_work") or []), caption, data.get("baseline"),
+                          list(data.get("agent_runs") or []))
