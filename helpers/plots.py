@@ -244,16 +244,18 @@ def plot_step_prefill(steps: Sequence[Mapping[str, Any]], title: str = "Where an
     return fig
 
 
-def _grouped_bars(ax: Any, rows: Sequence[Mapping[str, Any]], group: str, series: str, value: str) -> None:
-    """Bars of `value`, one group per distinct `group` (x axis) and one colour per distinct `series` (legend).
-    Missing values (None) leave a gap."""
+def _grouped_bars(ax: Any, rows: Sequence[Mapping[str, Any]], group: str, series: str, value: str,
+                  names: Sequence[str] | None = None) -> None:
+    """Bars of `value`, one group per distinct `group` (x axis) and one colour per `series` name (in `names` order, so
+    two panels given the same names colour a series alike). Missing values (None) leave a gap."""
     groups = list(dict.fromkeys(str(r[group]) for r in rows))
-    names = list(dict.fromkeys(str(r[series]) for r in rows))
+    names = list(names or dict.fromkeys(str(r[series]) for r in rows))
     width = 0.8 / max(len(names), 1)
     for i, name in enumerate(names):
         by_group = {str(r[group]): r.get(value) for r in rows if str(r[series]) == name}
         shown = [(j, by_group[g]) for j, g in enumerate(groups) if by_group.get(g) is not None]
-        ax.bar([j + i * width for j, _ in shown], [v for _, v in shown], width, label=name, color=f"C{i}")
+        if shown:
+            ax.bar([j + i * width for j, _ in shown], [v for _, v in shown], width, label=name, color=f"C{i % 10}")
     ax.set_xticks([j + width * (len(names) - 1) / 2 for j in range(len(groups))], groups, fontsize=8)
     ax.grid(axis="y", alpha=0.3)
 
@@ -263,13 +265,13 @@ def plot_prefix_cache(rows: Sequence[Mapping[str, Any]], title: str = "Prefix ca
     """TTFT of each call (``call``) per pipeline (``pipeline``), log scale: a prompt served from the cache is 10-100x
     faster to start, so both ends stay readable."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7.5, 3.6))
+    fig, ax = plt.subplots(figsize=(8.5, 3.6))
     _grouped_bars(ax, rows, "call", "pipeline", "ttft_ms")
     ax.set_yscale("log")
     ax.set_xlabel("call (in order, on a fresh pipeline)")
     ax.set_ylabel("TTFT (ms, log scale)")
     ax.set_title(title)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     return fig
 
@@ -277,22 +279,24 @@ def plot_prefix_cache(rows: Sequence[Mapping[str, Any]], title: str = "Prefix ca
 @_detached
 def plot_agent_work(rows: Sequence[Mapping[str, Any]], title: str = "Agent steps by kind of work") -> Any:
     """Per kind of step work (search, slides, answer, code) and configuration: median prefill per step, and the draft's
-    acceptance rate (configurations without a draft have none). `rows` are `agent.AgentComparison.work_rows`."""
+    acceptance rate (configurations without a draft have none). `rows` are `agent.AgentComparison.work_rows`; one
+    legend, one colour per configuration in both panels."""
     plt = _pyplot()
-    fig, (ax_prefill, ax_acc) = plt.subplots(1, 2, figsize=(11, 3.6))
-    _grouped_bars(ax_prefill, rows, "work", "label", "ttft_ms")
+    names = list(dict.fromkeys(str(r["label"]) for r in rows))
+    fig, (ax_prefill, ax_acc) = plt.subplots(1, 2, figsize=(12, 3.6))
+    _grouped_bars(ax_prefill, rows, "work", "label", "ttft_ms", names)
     ax_prefill.set_ylabel("prefill per step (ms, median)")
     accepted = [r for r in rows if r.get("acceptance_rate") is not None]
     if accepted:
-        _grouped_bars(ax_acc, accepted, "work", "label", "acceptance_rate")
-        ax_acc.legend(fontsize=8)
+        _grouped_bars(ax_acc, [r for r in rows if r.get("work") in {a["work"] for a in accepted}], "work", "label",
+                      "acceptance_rate", names)
     else:
         ax_acc.text(0.5, 0.5, "no draft acceptance recorded", ha="center", va="center", transform=ax_acc.transAxes)
     ax_acc.set_ylim(0, 1.05)
     ax_acc.set_ylabel("draft acceptance rate (median)")
     for ax in (ax_prefill, ax_acc):
         ax.set_xlabel("kind of step work")
-    ax_prefill.legend(fontsize=8)
+    fig.legend(*ax_prefill.get_legend_handles_labels(), fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.suptitle(title)
     fig.tight_layout()
     return fig

@@ -57,6 +57,9 @@ def test_prefix_cache_and_work_plots_leave_gaps_for_missing_values():
     fig = plots.plot_agent_work(work, title="w")
     prefill, acceptance = fig.axes
     assert len(prefill.patches) == 3 and len(acceptance.patches) == 2
+    draft_colour = prefill.patches[1].get_facecolor()  # "alone" first, then "draft": one colour per configuration
+    assert all(bar.get_facecolor() == draft_colour for bar in acceptance.patches)
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["alone", "draft"]
     assert all(ax.get_xlabel() and ax.get_ylabel() for ax in fig.axes)
     no_draft = plots.plot_agent_work([work[0]])
     assert not no_draft.axes[1].patches and no_draft.axes[1].texts
