@@ -16,6 +16,10 @@ def pytest_configure(config) -> None:
     os.environ["HF_HUB_OFFLINE"] = "1"  # tests never touch the hub, even on a connected machine
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
     os.environ["MPLBACKEND"] = "Agg"
+    # Notebook kernels import `helpers` from this checkout, not from wherever the package was installed in editable
+    # mode (a git worktree shares the main checkout's venv, whose editable install points at the main checkout).
+    root = os.path.dirname(os.path.abspath(__file__))
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
 
 
 def pytest_collection_modifyitems(config, items) -> None:
