@@ -88,6 +88,7 @@ class _StepTagger:
 
 
 STEP_WORK = (("slides", "make_slide_deck("), ("search", "web_search("), ("answer", "final_answer("))
+WORK_ORDER = ("search", "slides", "answer", "code", "none")  # the order of a task, for tables
 
 
 def step_work(code: str | None) -> str:
@@ -288,7 +289,7 @@ class AgentComparison:
 
     def work_rows(self) -> list[dict[str, Any]]:
         """Per configuration and kind of step work (search, slides, answer, code): median seconds, prefill time and
-        acceptance rate over all such steps of all runs."""
+        acceptance rate over all such steps of all runs; in task order, the baseline first within each kind."""
         grouped: dict[tuple[str, str], list[dict[str, Any]]] = {}
         for run in self.runs:
             for step in run.steps:
@@ -301,7 +302,9 @@ class AgentComparison:
                          "ttft_ms": statistics.median(s.get("ttft_ms") or 0.0 for s in steps),
                          "output_tokens": statistics.median(s["output_tokens"] or 0 for s in steps),
                          "acceptance_rate": statistics.median(accepted) if accepted else None})
-        return sorted(rows, key=lambda r: (r["work"], r["label"]))
+        order = {label: i for i, label in enumerate(dict.fromkeys(run.label for run in self.runs))}  # baseline first
+        return sorted(rows, key=lambda r: (WORK_ORDER.index(r["work"]) if r["work"] in WORK_ORDER else len(WORK_ORDER),
+                                           r["work"], order[r["label"]]))
 
     def to_json(self, path: str | Path) -> Path:
         data = self.result.to_dict()

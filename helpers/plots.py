@@ -251,6 +251,88 @@ def plot_agent_steps(rows: Sequence[Mapping[str, Any]], title: str = "Agent step
 
 
 @_detached
+def plot_step_prefill(steps: Sequence[Mapping[str, Any]], title: str = "Where an agent step's time goes") -> Any:
+    """Per agent step: the prefill of the re-sent conversation (TTFT) stacked under the rest of the step's wall time.
+
+    `steps` are `agent.AgentRun.steps` (``step``, ``seconds``, ``ttft_ms``, optionally ``work`` and ``input_tokens``).
+    """
+    plt = _pyplot()
+    xs = list(range(len(steps)))
+    prefill = [(s.get("ttft_ms") or 0.0) / 1000 for s in steps]
+    rest = [max((s.get("seconds") or 0.0) - p, 0.0) for s, p in zip(steps, prefill, strict=True)]
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    ax.bar(xs, prefill, color="#c44e52", label="prefill of the conversation (TTFT)")
+    ax.bar(xs, rest, bottom=prefill, color="#4c72b0", label="decoding, tool calls and the rest")
+    names = [f"{s['step']}: {s.get('work', '')}\n{s.get('input_tokens') or '?'} tokens in" for s in steps]
+    ax.set_xticks(xs, names, fontsize=8)
+    ax.set_xlabel("agent step: work (conversation tokens re-sent)")
+    ax.set_ylabel("wall time (s)")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def _grouped_bars(ax: Any, rows: Sequence[Mapping[str, Any]], group: str, series: str, value: str,
+                  names: Sequence[str] | None = None) -> None:
+    """Bars of `value`, one group per distinct `group` (x axis) and one colour per `series` name (in `names` order, so
+    two panels given the same names colour a series alike). Missing values (None) leave a gap."""
+    groups = list(dict.fromkeys(str(r[group]) for r in rows))
+    names = list(names or dict.fromkeys(str(r[series]) for r in rows))
+    width = 0.8 / max(len(names), 1)
+    for i, name in enumerate(names):
+        by_group = {str(r[group]): r.get(value) for r in rows if str(r[series]) == name}
+        shown = [(j, by_group[g]) for j, g in enumerate(groups) if by_group.get(g) is not None]
+        if shown:
+            ax.bar([j + i * width for j, _ in shown], [v for _, v in shown], width, label=name, color=f"C{i % 10}")
+    ax.set_xticks([j + width * (len(names) - 1) / 2 for j in range(len(groups))], groups, fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+
+
+@_detached
+def plot_prefix_cache(rows: Sequence[Mapping[str, Any]], title: str = "Prefix caching: time to first token") -> Any:
+    """TTFT of each call (``call``) per pipeline (``pipeline``), log scale: a prompt served from the cache is 10-100x
+    faster to start, so both ends stay readable."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8.5, 3.6))
+    _grouped_bars(ax, rows, "call", "pipeline", "ttft_ms")
+    ax.set_yscale("log")
+    ax.set_xlabel("call (in order, on a fresh pipeline)")
+    ax.set_ylabel("TTFT (ms, log scale)")
+    ax.set_title(title)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.tight_layout()
+    return fig
+
+
+@_detached
+def plot_agent_work(rows: Sequence[Mapping[str, Any]], title: str = "Agent steps by kind of work") -> Any:
+    """Per kind of step work (search, slides, answer, code) and configuration: median prefill per step, and the draft's
+    acceptance rate (configurations without a draft have none). `rows` are `agent.AgentComparison.work_rows`; one
+    legend, one colour per configuration in both panels."""
+    plt = _pyplot()
+    names = list(dict.fromkeys(str(r["label"]) for r in rows))
+    fig, (ax_prefill, ax_acc) = plt.subplots(1, 2, figsize=(12, 3.6))
+    _grouped_bars(ax_prefill, rows, "work", "label", "ttft_ms", names)
+    ax_prefill.set_ylabel("prefill per step (ms, median)")
+    accepted = [r for r in rows if r.get("acceptance_rate") is not None]
+    if accepted:
+        _grouped_bars(ax_acc, [r for r in rows if r.get("work") in {a["work"] for a in accepted}], "work", "label",
+                      "acceptance_rate", names)
+    else:
+        ax_acc.text(0.5, 0.5, "no draft acceptance recorded", ha="center", va="center", transform=ax_acc.transAxes)
+    ax_acc.set_ylim(0, 1.05)
+    ax_acc.set_ylabel("draft acceptance rate (median)")
+    for ax in (ax_prefill, ax_acc):
+        ax.set_xlabel("kind of step work")
+    fig.legend(*ax_prefill.get_legend_handles_labels(), fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+@_detached
 def plot_dq_speedup_vs_length(rows: Sequence[Mapping[str, Any]], title: str = "Dynamic quantization: on vs off") -> Any:
     """TTFT and TPOT speedup of DQ on over DQ off (median and quartiles of paired ratios) against prompt length.
 

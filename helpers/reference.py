@@ -1,6 +1,6 @@
-"""The real-pair figures recorded under ``benchmarks/results/<preset>/`` (the benchmark suite's ``summary.json``, the
-``breakdown-k<k>.json`` of ``python -m helpers breakdown``), for notebooks to show beside their tiny-preset plumbing
-checks: what the same measurement gave with real weights, and on what machine."""
+"""The real-pair figures recorded under ``benchmarks/results/<preset>/`` (the benchmark suite's ``summary.json`` and
+its agent step's ``agent.json``, the ``breakdown-k<k>.json`` of ``python -m helpers breakdown``), for notebooks to show
+beside their tiny-preset plumbing checks: what the same measurement gave with real weights, and on what machine."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .fsutil import read_json
 from .settings import REPO_ROOT
 
 REFERENCE_PRESET = "qwen2.5-coder-1.5b-offline"
@@ -77,3 +78,80 @@ def breakdown_reference(k: int = 3, preset: str = REFERENCE_PRESET) -> Breakdown
                f"new tokens, {arithmetic}; measured on {_machine_words(data['machine'])}: `{settings['command']}`")
     return BreakdownRecord(caption, breakdown, list(data["parts"]), list(data["control"]["rows"]),
                            dict(data.get("identical_to_baseline", {})))
+# ---------------------------------------------------------------------------------------------------------------------
+# The agent step (benchmarks/results/<preset>/agent.json): whole-task times per configuration and per kind of step work
+
+AGENT_COLUMNS = ["label", "runs", "task_speedup", "task_speedup_lo", "task_speedup_hi", "agent_seconds", "agent_steps",
+                 "ttft_ms", "tpot_ms", "acceptance_rate", "speedup"]
+WORK_COLUMNS = ["work", "label", "steps", "seconds", "ttft_ms", "output_tokens", "acceptance_rate"]
+PREFILL_COLUMNS = ["label", "agent_seconds", "prefill_s", "prefill_share"]
+RUN_COLUMNS = ["repeat", "label", "task", "seconds", "prefill_s", "prefill_share", "first_prompt_tokens", "decks"]
+
+
+@dataclass(frozen=True)
+class AgentReference:
+    """What the benchmark suite's agent step recorded on a real pair, or nothing yet (`measured` False).
+
+    `rows`: one per configuration (``agent_summary``: task_speedup with quartiles, agent_seconds, ttft_ms = a run's total
+    prefill ...); `work`: one per configuration and kind of step work (``agent_work``: search, slides, answer, code;
+    empty in results older than that table); `runs`: one per agent run (`run_rows`); `caption`: the pair, the machine
+    and the command, or how to measure it."""
+
+    rows: list[dict[str, Any]]
+    work: list[dict[str, Any]]
+    caption: str
+    reference: str | None = None  # the configuration every speedup is against
+    runs: list[dict[str, Any]] = field(default_factory=list)  # ``agent_runs`` as recorded
+
+    @property
+    def measured(self) -> bool:
+        return bool(self.rows)
+
+    def prefill_rows(self) -> list[dict[str, Any]]:
+        """Per configuration: median wall time of the task, median total prefill of a run, and its share of the time."""
+        rows = []
+        for row in self.rows:
+            seconds, prefill = row.get("agent_seconds"), (row.get("ttft_ms") or 0.0) / 1000
+            rows.append({"label": row["label"], "agent_seconds": seconds, "prefill_s": prefill,
+                         "prefill_share": prefill / seconds if seconds else None})
+        return rows
+
+    def run_rows(self) -> list[dict[str, Any]]:
+        """Per run, in repeat order: its task (start), wall time, total prefill and its share, the first step's prompt
+        in tokens (the system prompt and the task) and the decks written."""
+        rows = []
+        for run in sorted(self.runs, key=lambda r: r.get("repeat", 0)):
+            seconds, prefill = run.get("seconds"), (run.get("totals", {}).get("ttft_ms") or 0.0) / 1000
+            steps = run.get("steps") or [{}]
+            task = str(run.get("task", ""))
+            rows.append({"repeat": run.get("repeat"), "label": run.get("label"),
+                         "task": task if len(task) <= 40 else task[:39] + "…", "seconds": seconds, "prefill_s": prefill,
+                         "prefill_share": prefill / seconds if seconds else None,
+                         "first_prompt_tokens": steps[0].get("input_tokens"), "decks": len(run.get("decks") or [])})
+        return rows
+
+
+def agent_path(preset: str = REFERENCE_PRESET, archive: str | None = None) -> Path:
+    """The agent step's result: ``benchmarks/results/<preset>/agent.json``, or ``results/archive/<archive>/agent.json``."""
+    results = REPO_ROOT / "benchmarks" / "results"
+    return (results / "archive" / archive if archive else results / preset) / "agent.json"
+
+
+def agent_reference(preset: str = REFERENCE_PRESET, archive: str | None = None, path: Path | None = None
+                    ) -> AgentReference:
+    """The suite's agent step for `preset` (or an `archive`d run, or any `path`); "not measured yet" if there is none."""
+    path = Path(path) if path is not None else agent_path(preset, archive)
+    data = read_json(path)
+    if not data or not data.get("agent_summary"):
+        return AgentReference([], [], f"Real pair ({preset}), agent step: not measured yet (run `python "
+                                      f"benchmarks/run_suite.py --preset {preset} --steps agent`).")
+    suite = data.get("settings", {}).get("suite", {})
+    machine = data.get("machine", {})
+    cpu = ", ".join(machine.get("devices", {}).values()) or machine.get("platform", "?")
+    name = suite.get("signature", {}).get("preset", preset)
+    where = f" (archived run {archive})" if archive else ""
+    caption = (f"Real pair ({name}){where}, the suite's agent step against {data.get('baseline')!r}, on {cpu}, "
+               f"{machine.get('logical_cores', '?')} cores, {machine.get('ram_gib', '?')} GiB, OpenVINO "
+               f"{str(machine.get('openvino', '?')).split('-')[0]}: `{suite.get('command', '?')}`")
+    return AgentReference(list(data["agent_summary"]), list(data.get("agent_work") or []), caption, data.get("baseline"),
+                          list(data.get("agent_runs") or []))

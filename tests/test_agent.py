@@ -304,6 +304,8 @@ def test_compare_with_and_without_draft_is_interleaved(sd_model, tiny_models, tm
     assert rows["target alone"]["acceptance_rate"] is None and 0 <= rows["draft k=3"]["acceptance_rate"] <= 1
     assert rows["draft k=3"]["speedup"] > 0 and rows["target alone"]["agent_steps"] >= 1
     assert {r["label"] for r in comparison.step_rows()} == {"target alone", "draft k=3"}
+    work = comparison.work_rows()
+    assert [r["label"] for r in work][:2] == ["target alone", "draft k=3"], "the baseline first within a kind of step"
     data = json.loads(comparison.to_json(tmp_path / "compare.json").read_text())
     assert len(data["agent_runs"]) == 4 and data["baseline"] == "target alone"
 

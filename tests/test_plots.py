@@ -46,3 +46,29 @@ def test_forward_cost_plot_draws_each_series_between_the_bounds():
     assert {"real", "tiny"} <= set(labels) and len(labels) == 4  # two series and the two bounds, no empty series
     compute_bound = next(line for line in ax.get_lines() if line.get_linestyle() == ":")
     assert list(compute_bound.get_xdata()) == list(compute_bound.get_ydata()) == list(range(1, 9))
+def test_step_prefill_stacks_prefill_under_the_rest():
+    steps = [{"step": 1, "work": "search", "seconds": 2.0, "ttft_ms": 1500.0, "input_tokens": 4000},
+             {"step": 2, "work": "slides", "seconds": 1.0, "ttft_ms": None, "input_tokens": None}]
+    fig = plots.plot_step_prefill(steps, title="t")
+    ax = fig.axes[0]
+    assert [round(p.get_height(), 3) for p in ax.patches] == [1.5, 0.0, 0.5, 1.0]
+    assert ax.get_title() == "t" and ax.get_xlabel() and ax.get_ylabel()
+
+
+def test_prefix_cache_and_work_plots_leave_gaps_for_missing_values():
+    calls = [{"pipeline": p, "call": c, "ttft_ms": t} for p, c, t in
+             (("on", "first", 500.0), ("on", "again", 10.0), ("off", "first", 500.0), ("off", "again", 480.0))]
+    fig = plots.plot_prefix_cache(calls)
+    assert len(fig.axes[0].patches) == 4 and fig.axes[0].get_yscale() == "log"
+    work = [{"label": "alone", "work": "search", "ttft_ms": 100.0, "acceptance_rate": None},
+            {"label": "draft", "work": "search", "ttft_ms": 90.0, "acceptance_rate": 0.8},
+            {"label": "draft", "work": "slides", "ttft_ms": 50.0, "acceptance_rate": 0.9}]
+    fig = plots.plot_agent_work(work, title="w")
+    prefill, acceptance = fig.axes
+    assert len(prefill.patches) == 3 and len(acceptance.patches) == 2
+    draft_colour = prefill.patches[1].get_facecolor()  # "alone" first, then "draft": one colour per configuration
+    assert all(bar.get_facecolor() == draft_colour for bar in acceptance.patches)
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["alone", "draft"]
+    assert all(ax.get_xlabel() and ax.get_ylabel() for ax in fig.axes)
+    no_draft = plots.plot_agent_work([work[0]])
+    assert not no_draft.axes[1].patches and no_draft.axes[1].texts
