@@ -5,6 +5,7 @@ beside their tiny-preset plumbing checks: what the same measurement gave with re
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -155,3 +156,86 @@ def agent_reference(preset: str = REFERENCE_PRESET, archive: str | None = None, 
                f"{str(machine.get('openvino', '?')).split('-')[0]}: `{suite.get('command', '?')}`")
     return AgentReference(list(data["agent_summary"]), list(data.get("agent_work") or []), caption, data.get("baseline"),
                           list(data.get("agent_runs") or []))
+HEALING_RECORD = "healing.json"  # written by the suite's pruned-drafts step beside summary.json
+
+
+def healing_table(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per pruned depth of a suite healing record: held-out top-1 agreement with the target for the unpruned
+    draft and each checkpoint (pruned, repaired, healed), the repair's error at the cut, the loss, time and peak RAM."""
+    rows = []
+    for draft in record.get("drafts") or []:
+        agreement = draft.get("held-out agreement") or {}
+        row = {"depth": draft["depth"], "removed": draft["removed"], "layers left": draft["layers left"],
+               "unpruned": record.get("unpruned held-out agreement")}
+        row.update({key.removeprefix("draft ").removeprefix(f"pruned{draft['depth']}").lstrip("-") or "pruned": value
+                    for key, value in agreement.items()})
+        mse = draft.get("repair MSE (pruned -> repaired)")
+        row.update({"repair MSE": f"{mse[0]:.3g} -> {mse[1]:.3g}" if mse else None,
+                    "loss first -> last": (f"{draft['first loss']:.3f} -> {draft['last loss']:.3f}"
+                                           if draft.get("first loss") is not None else None),
+                    "heal minutes": draft.get("heal minutes"), "heal peak RAM GiB": draft.get("heal peak RAM GiB")})
+        rows.append(row)
+    return rows
+
+
+def healing_rows(preset: str = REFERENCE_PRESET, folder: Path | None = None) -> tuple[list[dict[str, Any]], str]:
+    """The real pair's healing record (`healing_table` rows) and a caption; no rows and a "not measured yet" caption
+    when the suite has not written ``healing.json`` for `preset` (or wrote it without pruned drafts)."""
+    path = (folder or summary_path(preset).parent) / HEALING_RECORD
+    record = read_json(path)
+    rows = healing_table(record) if record else []
+    if not rows:
+        return [], (f"Real pair ({preset}): healing not measured yet (the suite's pruned-drafts step writes "
+                    f"{path.name}: `python benchmarks/run_suite.py --preset {preset} --prune-depths 4 8 --repair --steps "
+                    "pruned-drafts`).")
+    share = record.get("held-out share")
+    where = (f"on the {share:.0%} of distillation records held out of training" if share
+             else "(no records were held out, so none was measured)")
+    caption = (f"Real pair ({preset}): top-1 agreement with the target's answers {where}, per checkpoint; healing: "
+               f"{describe_heal((record.get('plan') or {}).get('heal'))}.")
+    return rows, caption
+
+
+def describe_heal(heal: dict[str, Any] | None) -> str:
+    """A healing configuration (``asdict(HealConfig)``) in a few words: steps, rate, loss, which layers trained."""
+    if not heal:
+        return "none"
+    loss = f"KL to the target's top-{heal['topk']}" if heal.get("topk") else "cross-entropy on the answers"
+    layers = (f"{heal['neighbour_layers']} layers each side of the cut" if heal.get("neighbour_layers")
+              else "every layer")
+    return f"{heal['steps']} steps at lr {heal['learning_rate']:g}, {loss}, {layers}"
+
+
+HEAD_LABEL = re.compile(r"^(?P<target>\S+) \+ (?P<variant>\S+) (?P<weights>\S+) draft (?P<setting>k=\d+|threshold=\S+)$")
+HEAD_VARIANT = re.compile(r"^(?:(?P<base>.+)-)?head(?P<thousands>\d+)k$")
+
+
+def head_size_rows(steps: tuple[str, ...] = ("pruned-drafts", "pruned-drafts-sweep"), preset: str = REFERENCE_PRESET,
+                   folder: Path | None = None) -> tuple[list[dict[str, Any]], str]:
+    """Each draft with a trimmed output layer (FR-Spec, ``...-head32k``) beside the same draft with its full head, at
+    the same setting: acceptance, c and speedup for both. No rows and a "not measured yet" caption without such pairs."""
+    path = (folder or summary_path(preset).parent) / "summary.json"
+    summary = read_json(path)
+    rows: list[dict[str, Any]] = []
+    if summary:
+        measured = {(r["step"], r["label"]): r for r in summary.get("rows", []) if r.get("step") in steps}
+        for (step, label), trimmed in measured.items():
+            parts = HEAD_LABEL.match(label)
+            head = HEAD_VARIANT.match(parts["variant"]) if parts else None
+            if head is None:
+                continue
+            base = head["base"] or "unpruned"
+            full = measured.get((step, f"{parts['target']} + {base} {parts['weights']} draft {parts['setting']}"))
+            if full is None:
+                continue
+            rows.append({"draft": base, "setting": parts["setting"], "head tokens": int(head["thousands"]) * 1024,
+                         "acceptance (full head)": full.get("acceptance_rate"),
+                         "acceptance (trimmed)": trimmed.get("acceptance_rate"),
+                         "c (full head)": full.get("cost_ratio"), "c (trimmed)": trimmed.get("cost_ratio"),
+                         "speedup (full head)": full.get("speedup"), "speedup (trimmed)": trimmed.get("speedup")})
+    if not rows:
+        return [], (f"Real pair ({preset}): trimmed output layers not measured yet (`python benchmarks/run_suite.py "
+                    f"--preset {preset} --prune-depths 4 8 --head-tokens 32768 --steps pruned-drafts`).")
+    sizes = sorted({r["head tokens"] for r in rows})
+    return rows, (f"Real pair ({preset}): output layer trimmed to {', '.join(f'{n:,}' for n in sizes)} tokens against "
+                  f"the full vocabulary, same draft, same setting (from {path.name}).")

@@ -24,6 +24,7 @@ from .paths import PathLike
 from .presets import INT4_ASYM_G128, INT8_ASYM, Preset, WeightFormat
 from .prompts import Prompt
 from .pruned_drafts import HealingPlan, ModelKey
+from .reference import HEALING_RECORD, healing_table
 from .settings import BENCH, REPO_ROOT, SUITE
 
 REFERENCE = "target int4 alone"
@@ -267,9 +268,6 @@ def pruned_models(settings: SuiteSettings, target_int4: Path, progress: bool = T
     return {**unpruned, **{key: path for draft in drafts for key, path in draft.openvino.items()}}
 
 
-HEALING_RECORD = "healing.json"
-
-
 def write_healing_record(settings: SuiteSettings, drafts: list[Any]) -> Path:
     """What pruning, repair and healing did for each depth (held-out agreement, losses, time, peak RAM), beside the
     results: the acceptance of each draft is in the pruned-drafts step, the reasons for it are here."""
@@ -291,21 +289,9 @@ def healing_section(folder: Path) -> str:
     from .tables import markdown_table
 
     record = read_json(folder / HEALING_RECORD)
-    if not record or not record.get("drafts"):
+    rows = healing_table(record) if record else []
+    if not rows:
         return ""
-    rows = []
-    for draft in record["drafts"]:
-        agreement = draft.get("held-out agreement") or {}
-        row = {"depth": draft["depth"], "removed": draft["removed"], "layers left": draft["layers left"],
-               "unpruned": record.get("unpruned held-out agreement")}
-        row.update({key.removeprefix("draft ").removeprefix(f"pruned{draft['depth']}").lstrip("-") or "pruned": value
-                    for key, value in agreement.items()})
-        mse = draft.get("repair MSE (pruned -> repaired)")
-        row.update({"repair MSE": f"{mse[0]:.3g} -> {mse[1]:.3g}" if mse else None,
-                    "loss first -> last": (f"{draft['first loss']:.3f} -> {draft['last loss']:.3f}"
-                                           if draft.get("first loss") is not None else None),
-                    "heal minutes": draft.get("heal minutes"), "heal peak RAM GiB": draft.get("heal peak RAM GiB")})
-        rows.append(row)
     share = record.get("held-out share")
     held = f"{share:.0%}" if share else "none"
     return ("## Pruned drafts: repair and healing\n\nTop-1 agreement with the target's answers on held-out prompts "

@@ -1,4 +1,5 @@
-"""The recorded real-pair figures the notebooks show beside their tiny plumbing checks."""
+"""The recorded real-pair figures the notebooks show beside their tiny plumbing checks: the suite's summary rows, its
+healing record, trimmed-head pairs, the breakdown and the agent step."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import json
 
 import pytest
 
-from helpers import reference
+from helpers import reference, suite
 from helpers.sd_breakdown import break_even_acceptance, with_control
 
 MACHINE = {"devices": {"CPU": "Some CPU"}, "logical_cores": 2, "ram_gib": 8.0, "openvino": "2026.4.1-123-abc"}
@@ -129,3 +130,63 @@ def test_results_older_than_the_work_table_still_read(tmp_path):
 def test_paths_point_into_the_results_folder():
     assert reference.agent_path("p").parts[-3:] == ("results", "p", "agent.json")
     assert reference.agent_path("p", archive="old").parts[-4:] == ("results", "archive", "old", "agent.json")
+def _summary_row(step, label, acceptance, cost, speedup):
+    return {"step": step, "label": label, "acceptance_rate": acceptance, "cost_ratio": cost, "speedup": speedup}
+
+
+def test_missing_records_say_not_measured_yet(tmp_path):
+    for rows, caption in (reference.healing_rows("some-preset", folder=tmp_path),
+                          reference.head_size_rows(preset="some-preset", folder=tmp_path)):
+        assert rows == [] and "not measured yet" in caption and "some-preset" in caption
+    (tmp_path / "healing.json").write_text(json.dumps({"plan": None, "drafts": []}))
+    assert reference.healing_rows(folder=tmp_path)[0] == []  # written before any pruned draft: still nothing to show
+
+
+def test_healing_record_becomes_one_row_per_depth(tmp_path):
+    heal = {"steps": 24, "learning_rate": 1e-4, "topk": 32, "neighbour_layers": 2}
+    record = {"plan": {"depths": [4], "heal": heal}, "held-out share": 0.1, "unpruned held-out agreement": 0.7,
+              "drafts": [{"depth": 4, "removed": "layers 10-13", "layers left": 20,
+                          "repair MSE (pruned -> repaired)": [12.0, 3.0],
+                          "held-out agreement": {"draft pruned4": 0.5, "draft pruned4-replaceme": 0.55,
+                                                 "draft pruned4-replaceme-healed": 0.62},
+                          "first loss": 1.5, "last loss": 0.9, "heal minutes": 21.5, "heal peak RAM GiB": 6.2}]}
+    (tmp_path / reference.HEALING_RECORD).write_text(json.dumps(record))
+    rows, caption = reference.healing_rows(folder=tmp_path)
+    assert rows == [{"depth": 4, "removed": "layers 10-13", "layers left": 20, "unpruned": 0.7, "pruned": 0.5,
+                     "replaceme": 0.55, "replaceme-healed": 0.62, "repair MSE": "12 -> 3",
+                     "loss first -> last": "1.500 -> 0.900", "heal minutes": 21.5, "heal peak RAM GiB": 6.2}]
+    assert "10%" in caption and "KL to the target's top-32" in caption and "2 layers each side" in caption
+    assert reference.describe_heal(None) == "none"
+    assert "cross-entropy" in reference.describe_heal({"steps": 60, "learning_rate": 2e-3, "topk": 0})
+    # the suite's summary section is built from the same rows
+    section = suite.healing_section(tmp_path)
+    assert "replaceme-healed" in section and "0.62" in section
+
+
+def test_trimmed_heads_are_paired_with_the_same_draft_and_setting(tmp_path):
+    reference_label = "target int4 alone"
+    rows = [_summary_row("pruned-drafts", reference_label, None, None, 1.0),
+            _summary_row("pruned-drafts", "int4 + unpruned int4 draft k=3", 0.66, 0.33, 1.09),
+            _summary_row("pruned-drafts", "int4 + head32k int4 draft k=3", 0.62, 0.26, 1.30),
+            _summary_row("pruned-drafts", "int4 + pruned4-replaceme int4 draft k=3", 0.56, 0.27, 1.09),
+            _summary_row("pruned-drafts", "int4 + pruned4-replaceme-head32k int4 draft k=3", 0.54, 0.21, 1.24),
+            _summary_row("pruned-drafts", "int4 + pruned8-head32k int4 draft k=3", 0.31, 0.17, 0.98),  # no full-head twin
+            _summary_row("pruned-drafts-sweep", "int4 + head32k int4 draft threshold=0.4", 0.7, 0.3, 1.2),
+            _summary_row("pruned-drafts", "int4 + unpruned int4 draft threshold=0.4", 0.77, 0.4, 1.13),  # other step
+            _summary_row("int4-target-int4-draft", "int4 + head32k int4 draft k=2", 0.6, 0.3, 1.1)]  # step not asked
+    (tmp_path / "summary.json").write_text(json.dumps({"reference": reference_label, "rows": rows}))
+    pairs, caption = reference.head_size_rows(folder=tmp_path)
+    assert [(r["draft"], r["setting"]) for r in pairs] == [("unpruned", "k=3"), ("pruned4-replaceme", "k=3")]
+    assert pairs[0]["head tokens"] == 32768 and "32,768" in caption
+    assert (pairs[0]["c (full head)"], pairs[0]["c (trimmed)"]) == (0.33, 0.26)
+    assert (pairs[1]["acceptance (full head)"], pairs[1]["acceptance (trimmed)"]) == (0.56, 0.54)
+
+
+def test_committed_reference_results_are_readable():
+    """Whatever the suite has recorded so far for the reference preset reads without error."""
+    rows, caption = reference.reference_rows(("pruned-drafts", "pruned-drafts-sweep"))
+    assert caption.startswith("Real pair")
+    assert all(r["step"] in ("pruned-drafts", "pruned-drafts-sweep") for r in rows)
+    for read in (reference.healing_rows, reference.head_size_rows):
+        rows, caption = read()
+        assert caption.startswith("Real pair") and isinstance(rows, list)
