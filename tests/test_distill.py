@@ -244,3 +244,16 @@ def test_heal_on_the_targets_topk_next_to_the_cut_raises_agreement(tmp_path, dat
     for bad in ({"topk": 4, "kl_weight": 0.5}, {"held_out": 0.5}, {"ce_weight": 1.5}, {"max_grad_norm": 0.0}):
         with pytest.raises(ConfigError):
             HealConfig(**bad)
+
+
+def test_named_recipes_say_where_they_run_and_heal_softly_except_the_full_one():
+    from helpers import settings
+
+    rows = settings.heal_recipe_rows()
+    assert [r["recipe"] for r in rows] == list(settings.HEAL_RECIPES)
+    assert all(r["where"] != "-" and r["steps"] >= 1 for r in rows)
+    for name in ("cpu-suite", "tiny", "notebook-real"):  # KL to the target's top-k, next to the cut, warmed up, clipped
+        recipe = settings.heal_recipe(name)
+        assert recipe.topk and recipe.neighbour_layers and recipe.warmup_steps and recipe.max_grad_norm <= 0.5
+    assert settings.HEAL_RECIPES["cpu-suite"].row()["layers trained"] == "2 each side of the cut"
+    assert settings.HEAL_RECIPES["full"].row()["loss"] == "cross-entropy on the answers"
