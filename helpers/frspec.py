@@ -160,7 +160,7 @@ def export_trimmed_draft(hf_dir: str | Path, token_ids: Sequence[int], dest: str
 
             xml = tmp / "openvino_model.xml"
             core = ov.Core()
-            compressed = nncf.compress_weights(core.read_model(xml), **_nncf_kwargs(weights))
+            compressed = nncf.compress_weights(core.read_model(xml), **nncf_arguments(weights))
             ov.save_model(compressed, tmp / "compressed.xml")
             del compressed
             for suffix in (".xml", ".bin"):
@@ -172,8 +172,9 @@ def export_trimmed_draft(hf_dir: str | Path, token_ids: Sequence[int], dest: str
     return dest
 
 
-def _nncf_kwargs(weights: WeightFormat) -> dict[str, Any]:
-    """nncf.compress_weights arguments for `weights` (what optimum-intel passes for the same format)."""
+def nncf_arguments(weights: WeightFormat) -> dict[str, Any]:
+    """``nncf.compress_weights`` keywords for `weights` (what optimum-intel passes for the same format), e.g.
+    ``{"mode": CompressWeightsMode.INT8_ASYM}`` for int8."""
     import nncf
     from nncf.quantization.advanced_parameters import AdvancedCompressionParameters
 

@@ -444,18 +444,23 @@ def plot_angular_distances(matrix: Sequence[Sequence[float | None]], chosen: tup
 
 @_detached
 def plot_training_loss(losses: Sequence[tuple[int, float]], resumed_at: int | None = None,
-                       title: str = "Healing: loss on the target's answers") -> Any:
-    """Training loss against optimizer step; a dashed line marks where a resumed run picked up."""
+                       title: str = "Healing: loss on the target's answers",
+                       ylabel: str = "cross-entropy (answer tokens)", warmup_steps: int = 0) -> Any:
+    """Training loss against optimizer step; dashed lines mark the end of the learning-rate warm-up and where a resumed
+    run picked up."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.4))
     if losses:
         steps, values = zip(*losses, strict=True)
         ax.plot(steps, values, marker=".", linewidth=1)
+    if warmup_steps:
+        ax.axvline(warmup_steps, color="#c44e52", linestyle=":", linewidth=1, label=f"end of warm-up ({warmup_steps} steps)")
     if resumed_at:
         ax.axvline(resumed_at, color="grey", linestyle="--", linewidth=1, label=f"resumed from checkpoint {resumed_at}")
+    if warmup_steps or resumed_at:
         ax.legend(fontsize=8)
-    ax.set_xlabel("step")
-    ax.set_ylabel("cross-entropy (answer tokens)")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     fig.tight_layout()

@@ -46,6 +46,8 @@ def test_forward_cost_plot_draws_each_series_between_the_bounds():
     assert {"real", "tiny"} <= set(labels) and len(labels) == 4  # two series and the two bounds, no empty series
     compute_bound = next(line for line in ax.get_lines() if line.get_linestyle() == ":")
     assert list(compute_bound.get_xdata()) == list(compute_bound.get_ydata()) == list(range(1, 9))
+
+
 def test_step_prefill_stacks_prefill_under_the_rest():
     steps = [{"step": 1, "work": "search", "seconds": 2.0, "ttft_ms": 1500.0, "input_tokens": 4000},
              {"step": 2, "work": "slides", "seconds": 1.0, "ttft_ms": None, "input_tokens": None}]
@@ -72,3 +74,11 @@ def test_prefix_cache_and_work_plots_leave_gaps_for_missing_values():
     assert all(ax.get_xlabel() and ax.get_ylabel() for ax in fig.axes)
     no_draft = plots.plot_agent_work([work[0]])
     assert not no_draft.axes[1].patches and no_draft.axes[1].texts
+
+
+def test_training_loss_plot_labels_its_axes_and_marks_the_warm_up():
+    fig = plots.plot_training_loss([(1, 2.0), (2, 1.5), (3, 1.2)], ylabel="KL to the target", warmup_steps=2,
+                                   title="healing")
+    ax = fig.axes[0]
+    assert ax.get_ylabel() == "KL to the target" and ax.get_xlabel() and ax.get_title() == "healing"
+    assert len(ax.get_lines()) == 2 and "warm-up" in ax.get_legend().get_texts()[0].get_text()
