@@ -137,3 +137,30 @@ def test_repair_refuses_what_it_cannot_do(tmp_path, target_hf):
     with pytest.raises(ModelFolderError, match="already exists"):
         replaceme.repair_pruned_model(target_hf, tmp_path / "taken", Block(2, 1), texts)
     assert not (tmp_path / "a").exists() and not (tmp_path / "c").exists()
+
+
+def test_repaired_tiny_draft_equals_the_pruned_draft_with_the_map_applied_explicitly(tmp_path):
+    """On the tiny draft: the saved repair (T folded into down_proj, block removed) gives the logits of the pruned
+    draft with the same T applied after the MLP before the cut (unfolded)."""
+    import torch
+
+    draft_hf = build_tiny_pair().draft
+    model, tokenizer = load_causal_lm(draft_hf)
+    calibration, held_out = _texts()
+    calibration = calibration[:16]
+    block = Block(1, 1)
+    batches = replaceme.token_batches(tokenizer, calibration, max_length=128)
+    transform = replaceme.fit_linear_map(replaceme.collect_block_statistics(model, block, batches))
+    unfolded = remove_block(copy.deepcopy(model), block)
+    decoder_layers(unfolded)[block.start - 1].mlp.register_forward_hook(lambda mod, args, out: out @ transform)
+    result = replaceme.repair_pruned_model(draft_hf, tmp_path / "repaired", block, calibration, max_length=128)
+    folded, _ = load_causal_lm(result.path)
+    assert len(decoder_layers(folded)) == len(decoder_layers(model)) - 1  # no extra layer in the saved model
+    probe = tokenizer(held_out[:4], return_tensors="pt", padding=True, truncation=True, max_length=128)
+    with torch.no_grad():
+        expected, actual = unfolded(**probe).logits, folded(**probe).logits
+        plain = remove_block(copy.deepcopy(model), block)(**probe).logits
+    print(f"max |folded - unfolded| = {(actual - expected).abs().max():.1e}; "
+          f"max |plain - unfolded| = {(plain - expected).abs().max():.1e}")
+    assert torch.allclose(actual, expected, atol=1e-4)
+    assert not torch.allclose(plain, expected, atol=1e-2)  # the map changed the model
