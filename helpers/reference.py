@@ -18,20 +18,32 @@ COLUMNS = ["step", "label", "acceptance_rate", "cost_ratio", "tokens_per_step", 
            "speedup_hi"]
 
 
-def summary_path(preset: str = REFERENCE_PRESET) -> Path:
-    return REPO_ROOT / "benchmarks" / "results" / preset / "summary.json"
+def results_folder(preset: str = REFERENCE_PRESET, archive: str | None = None) -> Path:
+    """``benchmarks/results/<preset>/``, or ``benchmarks/results/archive/<archive>/`` for an archived suite run."""
+    results = REPO_ROOT / "benchmarks" / "results"
+    return results / "archive" / archive if archive else results / preset
 
 
-def reference_rows(steps: tuple[str, ...], preset: str = REFERENCE_PRESET) -> tuple[list[dict[str, Any]], str]:
-    """Rows of the recorded suite run for `steps` (the reference rows at 1.00x left out), and a one-line caption naming
-    the pair, the machine and the command that measured them."""
-    path = summary_path(preset)
+def summary_path(preset: str = REFERENCE_PRESET, archive: str | None = None) -> Path:
+    return results_folder(preset, archive) / "summary.json"
+
+
+def reference_rows(steps: tuple[str, ...], preset: str = REFERENCE_PRESET, archive: str | None = None
+                   ) -> tuple[list[dict[str, Any]], str]:
+    """Rows of the recorded suite run (or of an `archive`d one) for `steps`, the reference rows at 1.00x left out, and a
+    one-line caption naming the pair, the machine and the command that measured them; no rows and a "not measured yet"
+    caption when the run has none of `steps`."""
+    path = summary_path(preset, archive)
+    where = f" (archived run {archive})" if archive else ""
     if not path.is_file():
-        return [], f"Real pair ({preset}): not measured yet (run `python benchmarks/run_suite.py --preset {preset}`)."
+        return [], f"Real pair ({preset}){where}: not measured yet (run `python benchmarks/run_suite.py --preset {preset}`)."
     summary = json.loads(path.read_text(encoding="utf-8"))
     rows = [r for r in summary["rows"] if r["step"] in steps and r["label"] != summary["reference"]]
-    caption = (f"Real pair ({summary['preset']}), speedup over {summary['reference']!r}, measured by the benchmark suite on "
-               f"{_machine_words(summary['machines'][0])}: `{summary['command']}`")
+    if not rows:
+        return [], (f"Real pair ({preset}){where}: {', '.join(steps)} not measured yet (the suite's steps of those "
+                    f"names: `python benchmarks/run_suite.py --preset {preset} ... --steps {' '.join(steps)}`).")
+    caption = (f"Real pair ({summary['preset']}){where}, speedup over {summary['reference']!r}, measured by the benchmark "
+               f"suite on {_machine_words(summary['machines'][0])}: `{summary['command']}`")
     return rows, caption
 
 
@@ -181,7 +193,7 @@ def healing_table(record: dict[str, Any]) -> list[dict[str, Any]]:
 def healing_rows(preset: str = REFERENCE_PRESET, folder: Path | None = None) -> tuple[list[dict[str, Any]], str]:
     """The real pair's healing record (`healing_table` rows) and a caption; no rows and a "not measured yet" caption
     when the suite has not written ``healing.json`` for `preset` (or wrote it without pruned drafts)."""
-    path = (folder or summary_path(preset).parent) / HEALING_RECORD
+    path = (folder or results_folder(preset)) / HEALING_RECORD
     record = read_json(path)
     rows = healing_table(record) if record else []
     if not rows:
@@ -211,10 +223,12 @@ HEAD_VARIANT = re.compile(r"^(?:(?P<base>.+)-)?head(?P<thousands>\d+)k$")
 
 
 def head_size_rows(steps: tuple[str, ...] = ("pruned-drafts", "pruned-drafts-sweep"), preset: str = REFERENCE_PRESET,
-                   folder: Path | None = None) -> tuple[list[dict[str, Any]], str]:
+                   folder: Path | None = None, archive: str | None = None) -> tuple[list[dict[str, Any]], str]:
     """Each draft with a trimmed output layer (FR-Spec, ``...-head32k``) beside the same draft with its full head, at
-    the same setting: acceptance, c and speedup for both. No rows and a "not measured yet" caption without such pairs."""
-    path = (folder or summary_path(preset).parent) / "summary.json"
+    the same setting: acceptance, c and speedup for both, from the suite's summary (or an `archive`d run's, or the one
+    in `folder`). No rows and a "not measured yet" caption without such pairs."""
+    path = (folder or results_folder(preset, archive)) / "summary.json"
+    where = f" (archived run {archive})" if archive else ""
     summary = read_json(path)
     rows: list[dict[str, Any]] = []
     if summary:
@@ -234,8 +248,8 @@ def head_size_rows(steps: tuple[str, ...] = ("pruned-drafts", "pruned-drafts-swe
                          "c (full head)": full.get("cost_ratio"), "c (trimmed)": trimmed.get("cost_ratio"),
                          "speedup (full head)": full.get("speedup"), "speedup (trimmed)": trimmed.get("speedup")})
     if not rows:
-        return [], (f"Real pair ({preset}): trimmed output layers not measured yet (`python benchmarks/run_suite.py "
+        return [], (f"Real pair ({preset}){where}: trimmed output layers not measured yet (`python benchmarks/run_suite.py "
                     f"--preset {preset} --prune-depths 4 8 --head-tokens 32768 --steps pruned-drafts`).")
     sizes = sorted({r["head tokens"] for r in rows})
-    return rows, (f"Real pair ({preset}): output layer trimmed to {', '.join(f'{n:,}' for n in sizes)} tokens against "
+    return rows, (f"Real pair ({preset}){where}: output layer trimmed to {', '.join(f'{n:,}' for n in sizes)} tokens against "
                   f"the full vocabulary, same draft, same setting (from {path.name}).")

@@ -190,3 +190,20 @@ def test_committed_reference_results_are_readable():
     for read in (reference.healing_rows, reference.head_size_rows):
         rows, caption = read()
         assert caption.startswith("Real pair") and isinstance(rows, list)
+
+
+def test_archived_runs_and_missing_steps(tmp_path, monkeypatch):
+    monkeypatch.setattr(reference, "REPO_ROOT", tmp_path)
+    assert reference.results_folder("p", archive="old").parts[-3:] == ("results", "archive", "old")
+    summary = {"preset": "p", "reference": "alone", "command": "run", "machines": [MACHINE],
+               "rows": [{"step": "x", "label": "alone"}, {"step": "x", "label": "int4 + head32k int4 draft k=3"},
+                        {"step": "x", "label": "int4 + unpruned int4 draft k=3"}]}
+    path = reference.summary_path("p", archive="old")
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(summary))
+    rows, caption = reference.reference_rows(("x",), "p", archive="old")
+    assert len(rows) == 2 and "(archived run old)" in caption
+    rows, caption = reference.reference_rows(("y",), "p", archive="old")  # the run exists but has no such step
+    assert rows == [] and "y not measured yet" in caption
+    pairs, caption = reference.head_size_rows(("x",), "p", archive="old")
+    assert [p["draft"] for p in pairs] == ["unpruned"] and "(archived run old)" in caption
