@@ -29,7 +29,7 @@ from typing import Any
 
 from smolagents.local_python_executor import BASE_PYTHON_TOOLS, CodeOutput, InterpreterError, LocalPythonExecutor
 
-from .code_repair import BracketRepair, balance_brackets
+from .code_repair import CodeRepair, repair_code
 from .settings import AGENT
 
 # What model-written code may import: computation only. smolagents' defaults minus `time` (time.sleep blocks the
@@ -128,14 +128,14 @@ class ContainedPythonExecutor(LocalPythonExecutor):
         self.authorized_imports = list(AUTHORIZED_MODULES)  # replaces smolagents' defaults instead of adding to them
         self.time_limit_s = time_limit_s
         self.memory_limit_mb = memory_limit_mb
-        self.repairs: list[BracketRepair] = []  # code steps run after `code_repair.balance_brackets` fixed them
+        self.repairs: list[CodeRepair] = []  # code steps run after `code_repair.repair_code` fixed them
 
     def send_tools(self, tools: dict[str, Any]) -> None:
         functions = {name: _tool_function(tool) for name, tool in tools.items()}
         self.static_tools = {**functions, **BASE_PYTHON_TOOLS.copy(), **self.additional_functions}
 
     def __call__(self, code_action: str) -> CodeOutput:
-        repair = balance_brackets(code_action)  # None unless the code does not parse and the repair makes it parse
+        repair = repair_code(code_action)  # None unless the code does not parse and the repair makes it parse
         if repair is not None:
             code_action = repair.code
             self.repairs.append(repair)

@@ -1,10 +1,11 @@
-"""Repairing the commonest slip of small models in agent code: unbalanced brackets.
+"""Repairing the commonest slips of small models in agent code: unbalanced brackets and escaped quotes.
 
 A 1.5B model that writes a long nested literal (a list of slide dicts) often closes one bracket too many or too few
-(``...]}]}, filename=...)``). smolagents then refuses the whole step, the model tries again with the same slip, and
-the run ends without a deck. `balance_brackets` fixes only that: it drops closing brackets that match nothing open,
-inserts closers that were skipped, and closes what is left open at the end, outside strings and comments. The result
-is used only when the original does not parse and the repaired code does.
+(``...]}]}, filename=...)``), or escapes the quotes that delimit its strings (``['a.\\']}, {'b': [\\'c\\']}``).
+smolagents then refuses the whole step, the model (greedy) writes the same slip again, and the run ends without a deck.
+`balance_brackets` drops closing brackets that match nothing open, inserts closers that were skipped, and closes what
+is left open at the end, outside strings and comments; `repair_code` also tries the code with escaped quotes
+unescaped. A repair is used only when the original does not parse and the repaired code does.
 """
 
 from __future__ import annotations
@@ -17,15 +18,15 @@ CLOSERS = {v: k for k, v in OPENERS.items()}
 
 
 @dataclass(frozen=True)
-class BracketRepair:
+class CodeRepair:
     """The repaired code and what was changed, in words for the model and the run log."""
 
     code: str
     changes: tuple[str, ...]
 
     def note(self) -> str:
-        return ("Note: your code had unbalanced brackets and was run after this repair: " + "; ".join(self.changes)
-                + ". Write balanced brackets next time.")
+        return ("Note: your code did not parse and was run after this repair: " + "; ".join(self.changes)
+                + ". Write balanced brackets and unescaped quotes next time.")
 
 
 def _string_end(code: str, start: int) -> int:
@@ -48,7 +49,7 @@ def _line_of(code: str, index: int) -> int:
     return code.count("\n", 0, index) + 1
 
 
-def balance_brackets(code: str) -> BracketRepair | None:
+def balance_brackets(code: str) -> CodeRepair | None:
     """The code with its brackets balanced, or None if it already parses or the repair does not make it parse."""
     try:
         ast.parse(code)
@@ -101,4 +102,31 @@ def balance_brackets(code: str) -> BracketRepair | None:
         ast.parse(repaired)
     except SyntaxError:
         return None
-    return BracketRepair(repaired, tuple(changes))
+    return CodeRepair(repaired, tuple(changes))
+
+
+def _parses(code: str) -> bool:
+    try:
+        ast.parse(code)
+    except SyntaxError:
+        return False
+    return True
+
+
+def repair_code(code: str) -> CodeRepair | None:
+    """The code repaired so that it parses (brackets first, then escaped quotes, then both), or None if it already
+    parses or no repair makes it parse."""
+    if _parses(code):
+        return None
+    repair = balance_brackets(code)
+    if repair is not None:
+        return repair
+    unescaped = code.replace("\\'", "'").replace('\\"', '"')
+    if unescaped == code:
+        return None
+    escaped = code.count("\\'") + code.count('\\"')
+    change = f"unescaped {escaped} quote(s) written with a backslash"
+    if _parses(unescaped):
+        return CodeRepair(unescaped, (change,))
+    repair = balance_brackets(unescaped)
+    return CodeRepair(repair.code, (change, *repair.changes)) if repair is not None else None

@@ -1,10 +1,10 @@
-"""Unbalanced brackets in model-written code are repaired only when that makes the code parse."""
+"""Unbalanced brackets and escaped quotes in model-written code are repaired only when that makes the code parse."""
 
 import ast
 
 import pytest
 
-from helpers.code_repair import balance_brackets
+from helpers.code_repair import balance_brackets, repair_code
 
 # The slip measured on the offline pair: one '}' too many after a long list of slide dicts.
 EXTRA_CLOSER = ("make_slide_deck(title=\"Qwen3\", slides=[{'title': 'A', 'bullets': ['x (1)', 'y']}, "
@@ -26,7 +26,7 @@ def test_repairs_only_brackets_and_only_when_the_result_parses(code, expected):
         return
     assert repair is not None and repair.code == expected
     ast.parse(repair.code)
-    assert repair.changes and "unbalanced brackets" in repair.note()
+    assert repair.changes and "did not parse" in repair.note()
 
 
 @pytest.mark.parametrize("code", ["print('fine')", "x = {'a': [1, (2, 3)]}", "def f(:\n    pass", "x = 'open"])
@@ -42,3 +42,26 @@ def test_contained_executor_runs_the_repaired_code_and_tells_the_model():
     output = executor("values = [{'n': 1}, {'n': 2}]]\nprint(sum(v['n'] for v in values))")
     assert "3" in output.logs and "removed an unmatched ']'" in output.logs
     assert len(executor.repairs) == 1
+
+
+# The second slip measured on the offline pair (greedy, so every retry repeated it): the quotes that delimit the later
+# strings written escaped, and one '}' too many at the end.
+ESCAPED_QUOTES = ("make_slide_deck(title=\"Qwen3\", slides=[{'title': 'Overview', 'bullets': ['Qwen3 is new.', "
+                  "'Drafts share the tokenizer.\\']}, {'title': 'Sizes', 'bullets': [\\'Dense: 0.6B to 32B.\\']}, "
+                  "{'title': 'Last', 'bullets': [\\'None\\']}]}, filename=\"q.pptx\", subtitle=\"S\")")
+
+
+def test_escaped_delimiting_quotes_are_unescaped_then_brackets_balanced():
+    assert balance_brackets(ESCAPED_QUOTES) is None  # brackets alone cannot fix it
+    repair = repair_code(ESCAPED_QUOTES)
+    assert repair is not None and repair.changes[0].startswith("unescaped 5 quote(s)")
+    assert "removed an unmatched '}'" in repair.changes[1]
+    call = ast.parse(repair.code).body[0].value
+    slides = ast.literal_eval(next(k.value for k in call.keywords if k.arg == "slides"))
+    assert [s["title"] for s in slides] == ["Overview", "Sizes", "Last"] and slides[1]["bullets"] == ["Dense: 0.6B to 32B."]
+
+
+@pytest.mark.parametrize("code", ["x = 'don\\'t' + (", "print('fine')", "s = 'it\\'s'"])
+def test_quotes_that_are_meant_escaped_are_left_alone(code):
+    repair = repair_code(code)
+    assert repair is None or "unescaped" not in " ".join(repair.changes)
