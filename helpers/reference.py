@@ -54,7 +54,7 @@ def _machine_words(machine: dict[str, Any]) -> str:
 
 
 def breakdown_path(k: int = 3, preset: str = REFERENCE_PRESET) -> Path:
-    return REPO_ROOT / "benchmarks" / "results" / preset / f"breakdown-k{k}.json"
+    return results_folder(preset) / f"breakdown-k{k}.json"
 
 
 @dataclass(frozen=True)
@@ -146,8 +146,7 @@ class AgentReference:
 
 def agent_path(preset: str = REFERENCE_PRESET, archive: str | None = None) -> Path:
     """The agent step's result: ``benchmarks/results/<preset>/agent.json``, or ``results/archive/<archive>/agent.json``."""
-    results = REPO_ROOT / "benchmarks" / "results"
-    return (results / "archive" / archive if archive else results / preset) / "agent.json"
+    return results_folder(preset, archive) / "agent.json"
 
 
 def agent_reference(preset: str = REFERENCE_PRESET, archive: str | None = None, path: Path | None = None
@@ -159,13 +158,10 @@ def agent_reference(preset: str = REFERENCE_PRESET, archive: str | None = None, 
         return AgentReference([], [], f"Real pair ({preset}), agent step: not measured yet (run `python "
                                       f"benchmarks/run_suite.py --preset {preset} --steps agent`).")
     suite = data.get("settings", {}).get("suite", {})
-    machine = data.get("machine", {})
-    cpu = ", ".join(machine.get("devices", {}).values()) or machine.get("platform", "?")
     name = suite.get("signature", {}).get("preset", preset)
     where = f" (archived run {archive})" if archive else ""
-    caption = (f"Real pair ({name}){where}, the suite's agent step against {data.get('baseline')!r}, on {cpu}, "
-               f"{machine.get('logical_cores', '?')} cores, {machine.get('ram_gib', '?')} GiB, OpenVINO "
-               f"{str(machine.get('openvino', '?')).split('-')[0]}: `{suite.get('command', '?')}`")
+    caption = (f"Real pair ({name}){where}, the suite's agent step against {data.get('baseline')!r}, on "
+               f"{_machine_words(data.get('machine', {}))}: `{suite.get('command', '?')}`")
     return AgentReference(list(data["agent_summary"]), list(data.get("agent_work") or []), caption, data.get("baseline"),
                           list(data.get("agent_runs") or []))
 HEALING_RECORD = "healing.json"  # written by the suite's pruned-drafts step beside summary.json

@@ -24,7 +24,7 @@ from .paths import PathLike
 from .presets import INT4_ASYM_G128, INT8_ASYM, Preset, WeightFormat
 from .prompts import Prompt
 from .pruned_drafts import HealingPlan, ModelKey
-from .reference import HEALING_RECORD, healing_table
+from .reference import HEALING_RECORD, describe_heal, healing_table
 from .settings import BENCH, REPO_ROOT, SUITE
 
 REFERENCE = "target int4 alone"
@@ -140,7 +140,7 @@ def default_steps(ks: tuple[int, ...], lookup_ks: tuple[int, ...], draft_formats
                                f"int4 draft, at equal k={k}", tuple(draft_run(key) for key in drafts)))
         # the unpruned draft (full and trimmed head) and the most worked-on variant of the shallowest cut, at every
         # other k of the sweep and with a confidence threshold: a pruned draft must win at its best setting, not only at k
-        principal = [unpruned, *plan.variants(0, "int4")[:1], plan.variants(min(plan.depths), "int4")[-1]]
+        principal = [unpruned, *agent_drafts(plan)]
         runs = [draft_run(key, k=other) for key in principal for other in ks if other != k]
         runs += [draft_run(key, CONFIDENCE_THRESHOLD) for key in principal]
         steps.append(SuiteStep("pruned-drafts-sweep", "the unpruned draft and the most worked-on shallowest draft at "
@@ -168,8 +168,8 @@ def default_steps(ks: tuple[int, ...], lookup_ks: tuple[int, ...], draft_formats
 
 
 def agent_drafts(plan: HealingPlan | None) -> list[ModelKey]:
-    """The worked-on drafts the agent also tries: the unpruned draft with the first trimmed head, and the most
-    worked-on draft of the shallowest depth (repaired, healed and trimmed, as far as the plan goes)."""
+    """The worked-on drafts the agent and the pruned-drafts sweep also try: the unpruned draft with the first trimmed
+    head, and the most worked-on draft of the shallowest depth (repaired, healed and trimmed, as far as the plan goes)."""
     if plan is None:
         return []
     drafts = [ModelKey("draft", "int4", head_tokens=plan.head_tokens[0])] if plan.head_tokens else []
@@ -296,7 +296,7 @@ def healing_section(folder: Path) -> str:
     held = f"{share:.0%}" if share else "none"
     return ("## Pruned drafts: repair and healing\n\nTop-1 agreement with the target's answers on held-out prompts "
             f"({held} of the distillation records, never trained on), per Hugging Face checkpoint; healing "
-            f"settings: {record['plan'].get('heal') if record.get('plan') else '-'}.\n\n" + markdown_table(rows))
+            f"settings: {describe_heal((record.get('plan') or {}).get('heal'))}.\n\n" + markdown_table(rows))
 
 
 def models_needed(steps: list[SuiteStep]) -> set[ModelKey]:
