@@ -187,15 +187,37 @@ def held_out_share(plan: HealingPlan) -> float:
     return (plan.heal or HealConfig()).held_out
 
 
+AGREEMENT_CACHE = "held-out-agreement.json"  # beside the distillation data: agreements already measured
+
+
+def _weights_stamp(folder: Path) -> str:
+    """Size and modification time of a checkpoint's weight files: changes whenever the checkpoint is rewritten."""
+    files = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("*.bin"))
+    return ",".join(f"{f.name}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files)
+
+
 def held_out_agreement(checkpoints: dict[ModelKey, Path], plan: HealingPlan, data: Path) -> dict[str, float]:
-    """Top-1 agreement with the target's answers on the held-out records, for each Hugging Face checkpoint."""
+    """Top-1 agreement with the target's answers on the held-out records, for each Hugging Face checkpoint.
+
+    Each figure is stored beside the data, keyed by the checkpoint's weight files and the held-out records, so a rerun
+    that reuses every checkpoint (a suite run of other steps) measures nothing again."""
     from .distill import agreement, read_distillation_data, split_held_out
 
     _, held = split_held_out(read_distillation_data(data), held_out_share(plan))
     if not held:
         return {}
     max_length = plan.heal.max_length if plan.heal else 512
-    return {str(key): round(agreement(path, held, max_length=max_length), 4) for key, path in checkpoints.items()}
+    held_ids = hashlib.sha256(",".join(sorted(str(r["id"]) for r in held)).encode()).hexdigest()[:16]
+    cache_path = data.with_name(AGREEMENT_CACHE)
+    cache = read_json(cache_path) or {}
+    measured = {}
+    for key, path in checkpoints.items():
+        entry = f"{Path(path).resolve()}|{_weights_stamp(Path(path))}|{held_ids}|{max_length}"
+        if entry not in cache:
+            cache[entry] = round(agreement(path, held, max_length=max_length), 4)
+            write_json(cache_path, cache)
+        measured[str(key)] = cache[entry]
+    return measured
 
 
 def calibration_texts(data: Path, count: int = CALIBRATION_TEXTS) -> list[str]:

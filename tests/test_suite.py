@@ -145,3 +145,28 @@ def test_cli_plans_pruning_and_agent_steps(tmp_path, capsys):
     with pytest.raises(SystemExit) as refused:
         main(["suite", "--preset", "tiny", "--prune-depths", "0", "--list"])
     assert refused.value.code == 2 and "must be at least 1" in capsys.readouterr().err
+
+
+def test_held_out_agreement_is_measured_once_per_checkpoint(tmp_path, monkeypatch):
+    """A rerun that reuses a checkpoint reads its agreement back; a rewritten checkpoint is measured again."""
+    import os
+
+    from helpers import distill
+    from helpers.distill import HealConfig
+    from helpers.pruned_drafts import HealingPlan, ModelKey, held_out_agreement
+
+    data = tmp_path / "answers.jsonl"
+    data.write_text("".join(json.dumps({"id": f"p{i}", "chat_prompt": "q", "answer": "a"}) + "\n" for i in range(8)))
+    checkpoint = tmp_path / "draft"
+    checkpoint.mkdir()
+    (checkpoint / "model.safetensors").write_bytes(b"weights")
+    calls = []
+    monkeypatch.setattr(distill, "agreement", lambda path, held, max_length: calls.append(len(held)) or 0.5)
+    plan = HealingPlan(depths=(1,), heal=HealConfig(held_out=0.25))
+    key = ModelKey("draft", "", 1)
+    assert held_out_agreement({key: checkpoint}, plan, data) == {"draft pruned1": 0.5}
+    assert held_out_agreement({key: checkpoint}, plan, data) == {"draft pruned1": 0.5}
+    assert calls == [2]  # measured once, on the 2 held-out records
+    os.utime(checkpoint / "model.safetensors", ns=(1, 1))  # the checkpoint was written again
+    held_out_agreement({key: checkpoint}, plan, data)
+    assert calls == [2, 2]
