@@ -67,7 +67,29 @@ def build_agent(model: Model, tools: list[Tool], max_steps: int = 6, stream: boo
     agent = CodeAgent(tools=tools, model=model, executor=executor, max_steps=max_steps, stream_outputs=stream,
                       verbosity_level=verbosity, instructions=instructions)
     agent.authorized_imports = list(AUTHORIZED_IMPORTS)  # what the system prompt tells the model it may import
+    agent.step_callbacks.register(ActionStep, DeckWrittenNote(agent))
     return agent
+
+
+class DeckWrittenNote:
+    """A step callback: after a step that wrote a deck without finishing, its observation tells the model to answer.
+
+    Small models often write the same deck again in the next step instead of calling final_answer; that repeat costs a
+    whole model call (hundreds of tokens of slide code). The note goes into the step's observation, which is what the
+    model reads next."""
+
+    def __init__(self, agent: CodeAgent) -> None:
+        self.slide_tools = [t for t in agent.tools.values() if isinstance(t, SlideDeckTool)]
+        self.seen = {id(t): len(t.written) for t in self.slide_tools}
+
+    def __call__(self, memory_step: Any, agent: Any = None) -> None:
+        new = [p for t in self.slide_tools for p in t.written[self.seen[id(t)]:]]
+        self.seen = {id(t): len(t.written) for t in self.slide_tools}
+        if not new or getattr(memory_step, "is_final_answer", False):
+            return
+        note = (f"The deck is written: {new[-1]}. The task is done: the next code must be only "
+                f"final_answer({str(new[-1])!r}).")
+        memory_step.observations = f"{memory_step.observations}\n{note}" if memory_step.observations else note
 
 
 class _StepTagger:

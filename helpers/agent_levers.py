@@ -107,10 +107,13 @@ def lever_setups(k: int = 3, lookup_k: int = 5, threshold: float = 0.4) -> list[
     ]
 
 
-def combined_setups(k: int = 3) -> list[AgentSetup]:
-    """The levers combined: the draft with the settings that helped alone on this CPU (see the suite's agent step)."""
-    return [AgentSetup(f"combined: draft k={k}, DQ off, KV cache f16", draft=True, num_assistant_tokens=k,
-                       dq_group_size=0, kv_cache_precision="f16")]
+def combined_setups(k: int = 3, lookup_k: int = 5, threshold: float = 0.4) -> list[AgentSetup]:
+    """The levers combined: each speculative lever with the setting that helped alone in single runs on this CPU
+    (dynamic quantization off); the suite's agent step measures them against the levers alone."""
+    return [AgentSetup(f"combined: prompt lookup k={lookup_k}, DQ off", prompt_lookup=True,
+                       num_assistant_tokens=lookup_k, dq_group_size=0),
+            AgentSetup(f"combined: draft threshold={threshold:g}, DQ off", draft=True,
+                       assistant_confidence_threshold=threshold, dq_group_size=0)]
 
 
 def default_setup(device: str, k: int = 3) -> tuple[AgentSetup, str]:

@@ -154,10 +154,11 @@ def default_steps(ks: tuple[int, ...], lookup_ks: tuple[int, ...], draft_formats
                                    "all_layers)", tuple(runs)))
     if agent:
         unpruned = ModelKey("draft", "int4")
+        lookup_k = lookup_ks[0] if lookup_ks else SUITE.lookup_tokens[0]
         runs = [RunSpec(f"agent: {s.label}", "int4", "draft" if s.draft else "lookup" if s.prompt_lookup else "alone",
                         s.num_assistant_tokens,
                         unpruned if s.draft else None, s.assistant_confidence_threshold, agent=s)
-                for s in [*lever_setups(pruned_k)[1:], *combined_setups(pruned_k)]]
+                for s in [*lever_setups(pruned_k, lookup_k)[1:], *combined_setups(pruned_k, lookup_k)]]
         for draft in agent_drafts(plan):
             setup = AgentSetup(f"{draft.variant} int4 draft k={pruned_k}", draft=True, num_assistant_tokens=pruned_k)
             runs.append(RunSpec(f"agent: {setup.label}", "int4", "draft", pruned_k, draft, agent=setup))

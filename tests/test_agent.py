@@ -231,6 +231,21 @@ def test_scripted_agent_builds_a_deck_through_the_real_tools(tmp_path):
     assert not list(tmp_path.glob("*escape*")) and not (tmp_path.parent.parent / "escape.pptx").exists()
 
 
+def test_a_step_that_writes_a_deck_tells_the_model_to_answer(tmp_path):
+    replies = [
+        "Thought: write it.\n<code>make_slide_deck(title='Q', slides=[{'title': 't', 'bullets': ['b']}])</code>",
+        "Thought: done.\n<code>print('no deck here')</code>",
+        "Thought: done.\n<code>final_answer('ok')</code>",
+    ]
+    tools = agent_tools.default_tools(tmp_path, agent_tools.choose_search_tool("offline"))
+    run = agent.run_agent(agent.build_agent(ScriptedModel(replies), tools, max_steps=5, verbosity=0), agent.BLOG_TASK)
+    deck = tmp_path.resolve() / slides.DEFAULT_FILENAME
+    assert run.decks == [deck] and run.final_answer == "ok"
+    note = f"The deck is written: {deck}. The task is done: the next code must be only final_answer("
+    assert note in run.steps[0]["observation"]
+    assert "deck is written" not in run.steps[1]["observation"]  # only the step that wrote one
+
+
 # --- the real OpenVINO GenAI model on the tiny pair --------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
