@@ -138,13 +138,18 @@ def work_folder(preset: Preset, workdir: PathLike | None = None) -> Path:
     return resolve_workdir(workdir) / "pruned-drafts" / preset.name
 
 
+def answers_path(preset: Preset, plan: HealingPlan, workdir: PathLike | None = None) -> Path:
+    """Where the target's distillation answers for `plan` are kept (JSONL)."""
+    return work_folder(preset, workdir) / f"answers-{plan.max_new_tokens}tok.jsonl"
+
+
 def distillation_data(preset: Preset, plan: HealingPlan, target_dir: Path, progress: bool = True,
                       workdir: PathLike | None = None) -> Path:
     """The target's answers to `plan.prompts` prompts (only missing answers are generated)."""
     from .distill import generate_distillation_data
     from .prompts import distillation_prompts
 
-    path = work_folder(preset, workdir) / f"answers-{plan.max_new_tokens}tok.jsonl"
+    path = answers_path(preset, plan, workdir)
     generate_distillation_data(target_dir, distillation_prompts(plan.prompts), path, max_new_tokens=plan.max_new_tokens,
                                progress=progress)
     return path
@@ -196,12 +201,15 @@ def _weights_stamp(folder: Path) -> str:
     return ",".join(f"{f.name}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files)
 
 
-def held_out_agreement(checkpoints: dict[ModelKey, Path], plan: HealingPlan, data: Path) -> dict[str, float]:
-    """Top-1 agreement with the target's answers on the held-out records, for each Hugging Face checkpoint.
+def held_out_agreement(checkpoints: dict[ModelKey, Path], plan: HealingPlan, data: Path, device: str = "CPU",
+                       properties: dict[str, Any] | None = None) -> dict[str, float]:
+    """Top-1 agreement with the target's answers on the held-out records, for each Hugging Face checkpoint (fp32
+    PyTorch) or OpenVINO export (a folder with openvino_model.xml, run on `device` with `properties`).
 
-    Each figure is stored beside the data, keyed by the checkpoint's weight files and the held-out records, so a rerun
-    that reuses every checkpoint (a suite run of other steps) measures nothing again."""
+    Each figure is stored beside the data, keyed by the model's weight files and the held-out records, so a rerun
+    that reuses every model (a suite run of other steps) measures nothing again."""
     from .distill import agreement, read_distillation_data, split_held_out
+    from .soft_distill import openvino_agreement
 
     _, held = split_held_out(read_distillation_data(data), held_out_share(plan))
     if not held:
@@ -212,9 +220,13 @@ def held_out_agreement(checkpoints: dict[ModelKey, Path], plan: HealingPlan, dat
     cache = read_json(cache_path) or {}
     measured = {}
     for key, path in checkpoints.items():
+        exported = (Path(path) / "openvino_model.xml").is_file()
         entry = f"{Path(path).resolve()}|{_weights_stamp(Path(path))}|{held_ids}|{max_length}"
+        if exported:
+            entry += f"|{device}|{json.dumps(properties or {}, sort_keys=True, default=str)}"
         if entry not in cache:
-            cache[entry] = round(agreement(path, held, max_length=max_length), 4)
+            cache[entry] = round(openvino_agreement(path, held, max_length, device, properties) if exported
+                                 else agreement(path, held, max_length=max_length), 4)
             write_json(cache_path, cache)
         measured[str(key)] = cache[entry]
     return measured

@@ -186,6 +186,23 @@ def healing_table(record: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def export_agreement_table(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per OpenVINO draft export of a suite healing record: its held-out agreement beside the agreement of the
+    checkpoint it came from (fp32 PyTorch), and the difference (what int4 weights and a trimmed head cost)."""
+    checkpoints = {"draft": record.get("unpruned held-out agreement")}
+    for draft in record.get("drafts") or []:
+        checkpoints.update(draft.get("held-out agreement") or {})
+    rows = []
+    for export in record.get("export held-out agreement") or []:
+        source = checkpoints.get(export["checkpoint"])
+        value = export["export agreement"]
+        rows.append({"export": export["draft"].removeprefix("draft ") or "unpruned",
+                     "checkpoint": export["checkpoint"].removeprefix("draft ").removeprefix("draft") or "unpruned",
+                     "checkpoint agreement": source, "export agreement": value,
+                     "change": round(value - source, 4) if source is not None else None})
+    return rows
+
+
 def healing_rows(preset: str = REFERENCE_PRESET, folder: Path | None = None) -> tuple[list[dict[str, Any]], str]:
     """The real pair's healing record (`healing_table` rows) and a caption; no rows and a "not measured yet" caption
     when the suite has not written ``healing.json`` for `preset` (or wrote it without pruned drafts)."""

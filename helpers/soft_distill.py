@@ -50,7 +50,7 @@ def _compile_target(target_dir: Path, device: str, properties: dict[str, Any]) -
 
     xml = target_dir / "openvino_model.xml"
     if not xml.is_file():
-        raise ModelFolderError(f"{target_dir} has no openvino_model.xml; pass the OpenVINO target folder (as exported "
+        raise ModelFolderError(f"{target_dir} has no openvino_model.xml; pass an OpenVINO model folder (as exported "
                                "by prepare_preset or export_model).")
     core = ov.Core()
     model = core.read_model(xml)
@@ -58,6 +58,55 @@ def _compile_target(target_dir: Path, device: str, properties: dict[str, Any]) -
     if "input_ids" not in names:
         raise ModelFolderError(f"{xml} has no input_ids input; it is not a causal language model export.")
     return core.compile_model(model, device, properties), names
+
+
+def _every_position_logits(compiled: Any, request: Any, names: list[str], input_ids: Sequence[int], model_dir: Path) -> Any:
+    """Logits at every position of one sequence, from a fresh KV cache (one forward pass of a stateful IR)."""
+    import numpy as np
+
+    ids = np.array([list(input_ids)], dtype=np.int64)
+    length = ids.shape[1]
+    feed = {"input_ids": ids}
+    if "attention_mask" in names:
+        feed["attention_mask"] = np.ones_like(ids)
+    if "position_ids" in names:
+        feed["position_ids"] = np.arange(length, dtype=np.int64)[None]
+    if "beam_idx" in names:
+        feed["beam_idx"] = np.zeros(1, dtype=np.int32)
+    request.reset_state()  # stateful IR: a fresh KV cache per sequence
+    logits = request.infer(feed)[compiled.output(0)]
+    if logits.shape[1] != length:
+        raise ModelFolderError(f"{model_dir} returns logits for {logits.shape[1]} of {length} positions (its lm_head "
+                               "is sliced). Re-export it with export_model, which keeps every position.")
+    return logits
+
+
+def openvino_agreement(model_dir: str | Path, records: Sequence[dict[str, Any]], max_length: int = 512,
+                       device: str = "CPU", properties: dict[str, Any] | None = None) -> float:
+    """`distill.agreement` for an OpenVINO export: the share of the target's answer tokens that the exported model
+    predicts as its top-1 under teacher forcing, one forward pass per record.
+
+    Beside the Hugging Face checkpoint's figure it shows what the export (int4/int8 weights, a trimmed head) keeps of
+    a draft's agreement, apart from free-running effects that only acceptance sees."""
+    from transformers import AutoTokenizer
+
+    from .distill import build_examples
+
+    model_dir = Path(model_dir).expanduser().resolve()
+    compiled, names = _compile_target(model_dir, device, properties or {})
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    examples = build_examples(list(records), tokenizer, max_length)
+    if not examples:
+        raise PromptFileError("No record with a non-empty answer to measure agreement on.")
+    request = compiled.create_infer_request()
+    hits = total = 0
+    for example in examples:
+        logits = _every_position_logits(compiled, request, names, example["input_ids"], model_dir)
+        positions = answer_positions(example)
+        predicted = logits[0, positions].argmax(axis=-1)
+        hits += int(sum(int(p) == example["labels"][j + 1] for p, j in zip(predicted, positions, strict=True)))
+        total += len(positions)
+    return hits / total
 
 
 def record_target_topk(target_dir: str | Path, records: Sequence[dict[str, Any]], output: str | Path,
@@ -99,20 +148,7 @@ def record_target_topk(target_dir: str | Path, records: Sequence[dict[str, Any]]
         examples = build_examples([record], tokenizer, max_length)
         if not examples:
             continue  # an empty answer teaches nothing (build_examples skips it too)
-        ids = np.array([examples[0]["input_ids"]], dtype=np.int64)
-        length = ids.shape[1]
-        feed = {"input_ids": ids}
-        if "attention_mask" in names:
-            feed["attention_mask"] = np.ones_like(ids)
-        if "position_ids" in names:
-            feed["position_ids"] = np.arange(length, dtype=np.int64)[None]
-        if "beam_idx" in names:
-            feed["beam_idx"] = np.zeros(1, dtype=np.int32)
-        request.reset_state()  # stateful IR: a fresh KV cache per record
-        logits = request.infer(feed)[compiled.output(0)]
-        if logits.shape[1] != length:
-            raise ModelFolderError(f"{target_dir} returns logits for {logits.shape[1]} of {length} positions (its lm_head "
-                                   "is sliced). Re-export the target with export_model, which keeps every position.")
+        logits = _every_position_logits(compiled, request, names, examples[0]["input_ids"], target_dir)
         positions = answer_positions(examples[0])
         rows = logits[0, positions].astype(np.float64)
         rows -= rows.max(axis=-1, keepdims=True)

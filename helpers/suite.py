@@ -24,11 +24,12 @@ from .paths import PathLike
 from .presets import INT4_ASYM_G128, INT8_ASYM, Preset, WeightFormat
 from .prompts import Prompt
 from .pruned_drafts import HealingPlan, ModelKey
-from .reference import HEALING_RECORD, describe_heal, healing_table
+from .reference import HEALING_RECORD, describe_heal, export_agreement_table, healing_table
 from .settings import BENCH, REPO_ROOT, SUITE
 
 REFERENCE = "target int4 alone"
 REFERENCE_MODEL = ModelKey("target", "int4")
+UNPRUNED_DRAFT = ModelKey("draft", "int4")  # the control every pruned draft is compared with
 CONFIDENCE_THRESHOLD = SUITE.confidence_threshold
 SUITE_VERSION = 3  # bump when the meaning of a step changes, so old JSONs are not mixed with new ones
 SUMMARY_COLUMNS = ("step", "label", "runs", "tpot_ms", "throughput_tps", "ttft_ms", "acceptance_rate", "cost_ratio",
@@ -265,11 +266,28 @@ def pruned_models(settings: SuiteSettings, target_int4: Path, progress: bool = T
     formats = [suite_formats(settings.preset)[name] for name in ("int4", "int4-all")]
     drafts, unpruned = make_pruned_drafts(settings.preset, settings.plan, target_int4, formats, progress=progress,
                                           workdir=settings.workdir)
-    write_healing_record(settings, drafts)
-    return {**unpruned, **{key: path for draft in drafts for key, path in draft.openvino.items()}}
+    exports = {**suite_models(settings.preset, {UNPRUNED_DRAFT}, settings.workdir), **unpruned,
+               **{key: path for draft in drafts for key, path in draft.openvino.items()}}
+    write_healing_record(settings, drafts, export_agreement(settings, exports))
+    return {key: path for key, path in exports.items() if key != UNPRUNED_DRAFT}
 
 
-def write_healing_record(settings: SuiteSettings, drafts: list[Any]) -> Path:
+def export_agreement(settings: SuiteSettings, exports: dict[ModelKey, Path]) -> list[dict[str, Any]]:
+    """Held-out top-1 agreement of each OpenVINO draft export, beside the agreement of the checkpoint it was exported
+    from: what the int4 export keeps of repair and healing. Only int4 exports with the full output layer: a trimmed
+    head's graph computes logits for the last position alone (all the pipeline samples from a draft)."""
+    from .pruned_drafts import answers_path, held_out_agreement
+
+    if settings.plan is None:
+        return []
+    chosen = {key: path for key, path in exports.items() if key.weights == "int4" and not key.head_tokens}
+    measured = held_out_agreement(chosen, settings.plan, answers_path(settings.preset, settings.plan, settings.workdir),
+                                  settings.device, settings.properties)
+    return [{"draft": str(key), "checkpoint": str(key.hf_variant), "export agreement": measured[str(key)]}
+            for key in sorted(chosen, key=lambda k: (k.pruned, str(k))) if str(key) in measured]
+
+
+def write_healing_record(settings: SuiteSettings, drafts: list[Any], exports: list[dict[str, Any]] | None = None) -> Path:
     """What pruning, repair and healing did for each depth (held-out agreement, losses, time, peak RAM), beside the
     results: the acceptance of each draft is in the pruned-drafts step, the reasons for it are here."""
     from .fsutil import read_json, write_json
@@ -280,7 +298,7 @@ def write_healing_record(settings: SuiteSettings, drafts: list[Any]) -> Path:
     path = settings.folder / HEALING_RECORD
     write_json(path, {"plan": settings.plan.describe() if settings.plan else None, "drafts": rows,
                       "unpruned held-out agreement": made.get("unpruned held-out agreement"),
-                      "held-out share": made.get("held-out share")})
+                      "held-out share": made.get("held-out share"), "export held-out agreement": exports or []})
     return path
 
 
@@ -297,7 +315,19 @@ def healing_section(folder: Path) -> str:
     held = f"{share:.0%}" if share else "none"
     return ("## Pruned drafts: repair and healing\n\nTop-1 agreement with the target's answers on held-out prompts "
             f"({held} of the distillation records, never trained on), per Hugging Face checkpoint; healing "
-            f"settings: {describe_heal((record.get('plan') or {}).get('heal'))}.\n\n" + markdown_table(rows))
+            f"settings: {describe_heal((record.get('plan') or {}).get('heal'))}.\n\n" + markdown_table(rows)
+            + exports_section(record))
+
+
+def exports_section(record: dict[str, Any]) -> str:
+    """The same agreement for each int4 OpenVINO export (what the pipeline runs), beside its checkpoint's."""
+    from .tables import markdown_table
+
+    rows = export_agreement_table(record)
+    if not rows:
+        return ""
+    return ("\n\nThe same held-out agreement for each int4 OpenVINO export (teacher forcing, one forward pass per "
+            "answer), beside the checkpoint it was exported from:\n\n" + markdown_table(rows))
 
 
 def models_needed(steps: list[SuiteStep]) -> set[ModelKey]:

@@ -7,7 +7,7 @@ import pytest
 
 from helpers import soft_distill
 from helpers.distill import agreement
-from helpers.errors import ConfigError
+from helpers.errors import ConfigError, ModelFolderError
 from helpers.hf import load_causal_lm
 from helpers.prompts import load_prompt_source
 from helpers.pruning import Block, decoder_layers, remove_block
@@ -148,6 +148,30 @@ def _train(model, tokenizer, examples, schedule, steps, output_dir):
     trainer.train()
     model.eval()
     return [e["loss"] for e in trainer.state.log_history if "loss" in e]
+
+
+def test_agreement_of_an_openvino_export_matches_its_recorded_top1(data, tiny_models, tmp_path):
+    """The export's teacher-forced agreement counts the positions where its top-1 is the answer token: for the target,
+    exactly what its recorded top-k says; the draft agrees less with the target's answers than the target itself."""
+    from transformers import AutoTokenizer
+
+    from helpers.distill import build_examples
+
+    records, topk_path, _ = data
+    topk = soft_distill.read_target_topk(topk_path)
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_models.target))
+    hits = total = 0
+    for record in records:
+        answer = [t for t in build_examples([record], tokenizer, 256)[0]["labels"] if t != -100]
+        hits += sum(row[0] == token for row, token in zip(topk[record["id"]]["ids"], answer, strict=True))
+        total += len(answer)
+    target = soft_distill.openvino_agreement(tiny_models.target, records, max_length=256, properties=EXACT)
+    assert target == pytest.approx(hits / total) and target > 0.9
+    draft = soft_distill.openvino_agreement(tiny_models.draft, records, max_length=256, properties=EXACT)
+    print(f"agreement with the target's answers: target {target:.3f}, int8 draft {draft:.3f}")
+    assert 0 <= draft < target
+    with pytest.raises(ModelFolderError, match="openvino_model.xml"):
+        soft_distill.openvino_agreement(tmp_path, records)
 
 
 def _agreement_of(model, tokenizer, records, folder):

@@ -106,6 +106,11 @@ def test_pruned_drafts_and_agent_steps(tiny_models, tmp_path):
     assert set(agreement) == {"draft pruned1", "draft pruned1-replaceme", "draft pruned1-replaceme-healed"}
     assert all(0.0 <= a <= 1.0 for a in [*agreement.values(), healing["unpruned held-out agreement"]])
     assert healing["drafts"][0]["heal peak RAM GiB"] > 0 and healing["held-out share"] == 0.25
+    exports = {e["draft"]: e for e in healing["export held-out agreement"]}  # the int4 OpenVINO exports, measured too
+    full_head = [v for v in variants if "head" not in v]  # a trimmed head's graph returns the last position only
+    assert set(exports) == {f"draft {v} int4".replace("draft unpruned", "draft") for v in full_head}
+    assert exports["draft pruned1-replaceme-healed int4"]["checkpoint"] == "draft pruned1-replaceme-healed"
+    assert all(0.0 <= e["export agreement"] <= 1.0 for e in exports.values())
     models = pruned["settings"]["suite"]["models"]
     assert len({models[f"draft {v} int4"] for v in variants[1:]}) == len(variants) - 1  # every variant its own folder
     assert pruned["settings"]["suite"]["signature"]["healing_plan"]["head_tokens"] == [1024]
@@ -132,6 +137,7 @@ def test_pruned_drafts_and_agent_steps(tiny_models, tmp_path):
     summary = (tmp_path / "summary.md").read_text()
     assert "## Agent task" in summary and "decks_written" in summary and "pruned1-replaceme-healed int4-all" in summary
     assert "## Pruned drafts: repair and healing" in summary and "replaceme-healed" in summary
+    assert "each int4 OpenVINO export" in summary and "pruned1-replaceme-healed int4 | pruned1-replaceme-healed |" in summary
 
 
 def test_cli_plans_pruning_and_agent_steps(tmp_path, capsys):
