@@ -337,15 +337,34 @@ class AgentComparison:
         return Path(path)
 
 
-def compare_agents(models: Sequence[OpenVINOGenAIModel], task: str | Sequence[str], make_tools: Callable[[], list[Tool]],
-                   repeats: int = 2, max_steps: int = 3, warmup: bool = True, progress: bool = True) -> AgentComparison:
+@dataclass(frozen=True)
+class LazyModel:
+    """A model that `compare_agents` loads for each run and frees after it: every run starts with an empty prefix
+    cache, and only one pipeline is in memory at a time (eleven agent pipelines of a 1.5B target need ~28 GiB)."""
+
+    label: str
+    load: Callable[[], OpenVINOGenAIModel]
+
+
+def _warm_up(model: OpenVINOGenAIModel) -> None:
+    """One short untimed call: first-inference allocations stay out of the measured run."""
+    model.generate([ChatMessage(role=MessageRole.USER, content=[{"type": "text", "text": "Hello"}])])
+    model.reset_calls()
+
+
+def compare_agents(models: Sequence[OpenVINOGenAIModel | LazyModel], task: str | Sequence[str],
+                   make_tools: Callable[[], list[Tool]], repeats: int = 2, max_steps: int = 3, warmup: bool = True,
+                   progress: bool = True) -> AgentComparison:
     """Run the same agent task with each model, interleaved (A, B, B, A, ...): the first model is the baseline.
 
     Each run gets fresh tools and a fresh agent; the order of the models rotates every repeat, as in
     `benchmark.run_interleaved`, and speedups are medians of per-pair ratios (`BenchmarkResult.summary`). With several
     tasks, repeat r runs ``task[r % len(task)]`` for every model: the prefix cache a pipeline keeps from an earlier run
-    then only helps with what a different task shares (system prompt, tool descriptions), not the task itself.
+    then only helps with what a different task shares (system prompt, tool descriptions), not the task itself. A
+    `LazyModel` is loaded (and warmed up, untimed) before each of its runs and freed after: no cache carries over.
     """
+    import gc
+
     from tqdm.auto import tqdm
 
     if len(models) < 2:
@@ -360,23 +379,35 @@ def compare_agents(models: Sequence[OpenVINOGenAIModel], task: str | Sequence[st
         raise ConfigError(f"Model labels must be unique, got {labels}.")
     if warmup:  # first compilation and caches, untimed
         for model in models:
-            model.generate([ChatMessage(role=MessageRole.USER, content=[{"type": "text", "text": "Hello"}])])
-            model.reset_calls()
+            if not isinstance(model, LazyModel):
+                _warm_up(model)
     runs: list[AgentRun] = []
+    described: dict[str, dict[str, Any]] = {}
     with tqdm(total=repeats * len(models), desc="agent runs", disable=not progress, leave=False) as bar:
         for repeat in range(repeats):
             shift = repeat % len(models)
-            for model in list(models[shift:]) + list(models[:shift]):
+            for entry in list(models[shift:]) + list(models[:shift]):
+                model = entry.load() if isinstance(entry, LazyModel) else entry
+                if isinstance(entry, LazyModel):
+                    model.label = entry.label
+                    if warmup:
+                        _warm_up(model)
+                described[entry.label] = {"max_new_tokens": model.max_new_tokens,
+                                          "enable_thinking": model.enable_thinking,
+                                          "num_assistant_tokens": model.num_assistant_tokens,
+                                          "assistant_confidence_threshold": model.assistant_confidence_threshold,
+                                          "prompt_lookup": model.prompt_lookup,
+                                          "pipeline per run": isinstance(entry, LazyModel)}
                 agent = build_agent(model, make_tools(), max_steps=max_steps, verbosity=0)
                 runs.append(run_agent(agent, tasks[repeat % len(tasks)], repeat=repeat))
                 bar.update()
+                if isinstance(entry, LazyModel):
+                    del agent, model
+                    gc.collect()
     result = BenchmarkResult(
         records=[r.record() for r in runs], baseline=labels[0],
         settings={"task": tasks[0] if len(tasks) == 1 else tasks, "repeats": repeats, "max_steps": max_steps,
-                  "models": {m.label: {"max_new_tokens": m.max_new_tokens, "enable_thinking": m.enable_thinking,
-                                       "num_assistant_tokens": m.num_assistant_tokens,
-                                       "assistant_confidence_threshold": m.assistant_confidence_threshold,
-                                       "prompt_lookup": m.prompt_lookup} for m in models}},
+                  "models": {label: described[label] for label in labels}},
         machine=machine_description(), peak_rss_mb=peak_rss_mb(),
     )
     return AgentComparison(result=result, runs=runs)

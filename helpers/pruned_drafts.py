@@ -232,6 +232,44 @@ def held_out_agreement(checkpoints: dict[ModelKey, Path], plan: HealingPlan, dat
     return measured
 
 
+def held_out_acceptance(target_dir: Path, drafts: dict[ModelKey, Path], plan: HealingPlan, data: Path, k: int,
+                        max_new_tokens: int, device: str = "CPU", properties: dict[str, Any] | None = None,
+                        progress: bool = True) -> dict[str, float]:
+    """Speculative acceptance of each OpenVINO draft with the target at `k`, greedy, on the held-out prompts: accepted
+    over drafted tokens, summed over the prompts (OpenVINO GenAI's own counts).
+
+    The benchmark steps measure acceptance on a handful of prompts; these are the same prompts the held-out agreement
+    uses, more of them, never trained on. Greedy acceptance does not depend on timing, so it is measured once per
+    draft and stored beside the data (keyed like the agreement)."""
+    from tqdm.auto import tqdm
+
+    from .benchmark import measure
+    from .distill import read_distillation_data, split_held_out
+    from .generation import generation_config, load_pipeline
+
+    _, held = split_held_out(read_distillation_data(data), held_out_share(plan))
+    if not held:
+        return {}
+    held_ids = hashlib.sha256(",".join(sorted(str(r["id"]) for r in held)).encode()).hexdigest()[:16]
+    context = (f"acceptance|{Path(target_dir).resolve()}|{_weights_stamp(Path(target_dir))}|{held_ids}|k={k}|"
+               f"{max_new_tokens}|{device}|{json.dumps(properties or {}, sort_keys=True, default=str)}")
+    cache_path = data.with_name(AGREEMENT_CACHE)
+    cache = read_json(cache_path) or {}
+    config = generation_config(max_new_tokens, num_assistant_tokens=k)
+    measured = {}
+    for key, path in tqdm(list(drafts.items()), desc=f"held-out acceptance k={k}", disable=not progress, leave=False):
+        entry = f"{context}|{Path(path).resolve()}|{_weights_stamp(Path(path))}"
+        if entry not in cache:
+            pipe = load_pipeline(target_dir, device, draft_dir=path, **(properties or {}))
+            runs = [measure(pipe, record["chat_prompt"], config) for record in held]
+            del pipe
+            drafted = sum(r.draft_tokens or 0 for r in runs)
+            cache[entry] = round(sum(r.accepted_tokens or 0 for r in runs) / drafted, 4) if drafted else None
+            write_json(cache_path, cache)
+        measured[str(key)] = cache[entry]
+    return measured
+
+
 def calibration_texts(data: Path, count: int = CALIBRATION_TEXTS) -> list[str]:
     """Prompt + answer texts of the target (what the draft must imitate), for the training-free repair."""
     from .distill import read_distillation_data

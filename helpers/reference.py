@@ -188,18 +188,20 @@ def healing_table(record: dict[str, Any]) -> list[dict[str, Any]]:
 
 def export_agreement_table(record: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per OpenVINO draft export of a suite healing record: its held-out agreement beside the agreement of the
-    checkpoint it came from (fp32 PyTorch), and the difference (what int4 weights and a trimmed head cost)."""
+    checkpoint it came from (fp32 PyTorch), the difference (what int4 weights cost), and its held-out acceptance."""
     checkpoints = {"draft": record.get("unpruned held-out agreement")}
     for draft in record.get("drafts") or []:
         checkpoints.update(draft.get("held-out agreement") or {})
     rows = []
     for export in record.get("export held-out agreement") or []:
         source = checkpoints.get(export["checkpoint"])
-        value = export["export agreement"]
-        rows.append({"export": export["draft"].removeprefix("draft ") or "unpruned",
-                     "checkpoint": export["checkpoint"].removeprefix("draft ").removeprefix("draft") or "unpruned",
-                     "checkpoint agreement": source, "export agreement": value,
-                     "change": round(value - source, 4) if source is not None else None})
+        value = export.get("export agreement")
+        row = {"export": export["draft"].removeprefix("draft ") or "unpruned",
+               "checkpoint": export["checkpoint"].removeprefix("draft ").removeprefix("draft") or "unpruned",
+               "checkpoint agreement": source, "export agreement": value,
+               "change": round(value - source, 4) if None not in (value, source) else None}
+        row.update({name: v for name, v in export.items() if name.startswith("acceptance")})
+        rows.append(row)
     return rows
 
 

@@ -165,7 +165,7 @@ def default_steps(ks: tuple[int, ...], lookup_ks: tuple[int, ...], draft_formats
             runs.append(RunSpec(f"agent: {setup.label}", "int4", "draft", pruned_k, draft, agent=setup))
         steps.append(SuiteStep("agent", "the smolagents slide-deck task (web or offline search, python-pptx): the int4 "
                                "target with OpenVINO GenAI's defaults, then every speed lever alone and combined; a "
-                               "different task per repeat", tuple(runs), kind="agent"))
+                               "different task per repeat, a fresh pipeline per run", tuple(runs), kind="agent"))
     return steps
 
 
@@ -268,23 +268,28 @@ def pruned_models(settings: SuiteSettings, target_int4: Path, progress: bool = T
                                           workdir=settings.workdir)
     exports = {**suite_models(settings.preset, {UNPRUNED_DRAFT}, settings.workdir), **unpruned,
                **{key: path for draft in drafts for key, path in draft.openvino.items()}}
-    write_healing_record(settings, drafts, export_agreement(settings, exports))
+    write_healing_record(settings, drafts, export_agreement(settings, exports, target_int4, progress))
     return {key: path for key, path in exports.items() if key != UNPRUNED_DRAFT}
 
 
-def export_agreement(settings: SuiteSettings, exports: dict[ModelKey, Path]) -> list[dict[str, Any]]:
-    """Held-out top-1 agreement of each OpenVINO draft export, beside the agreement of the checkpoint it was exported
-    from: what the int4 export keeps of repair and healing. Only int4 exports with the full output layer: a trimmed
-    head's graph computes logits for the last position alone (all the pipeline samples from a draft)."""
-    from .pruned_drafts import answers_path, held_out_agreement
+def export_agreement(settings: SuiteSettings, exports: dict[ModelKey, Path], target_int4: Path, progress: bool = True
+                     ) -> list[dict[str, Any]]:
+    """For each OpenVINO draft export, on the held-out prompts: top-1 agreement beside the agreement of the
+    checkpoint it was exported from (what the export keeps of repair and healing), and acceptance at the pruned
+    drafts' k (what the pipeline makes of it). Agreement only for a full output layer: a trimmed head's graph
+    computes logits for the last position alone (all the pipeline samples from a draft)."""
+    from .pruned_drafts import answers_path, held_out_acceptance, held_out_agreement
 
     if settings.plan is None:
         return []
-    chosen = {key: path for key, path in exports.items() if key.weights == "int4" and not key.head_tokens}
-    measured = held_out_agreement(chosen, settings.plan, answers_path(settings.preset, settings.plan, settings.workdir),
-                                  settings.device, settings.properties)
-    return [{"draft": str(key), "checkpoint": str(key.hf_variant), "export agreement": measured[str(key)]}
-            for key in sorted(chosen, key=lambda k: (k.pruned, str(k))) if str(key) in measured]
+    data = answers_path(settings.preset, settings.plan, settings.workdir)
+    measured = held_out_agreement({key: path for key, path in exports.items() if not key.head_tokens}, settings.plan,
+                                  data, settings.device, settings.properties)
+    accepted = held_out_acceptance(target_int4, exports, settings.plan, data, settings.pruned_k, settings.max_new_tokens,
+                                   settings.device, settings.properties, progress)
+    return [{"draft": str(key), "checkpoint": str(key.hf_variant), "export agreement": measured.get(str(key)),
+             f"acceptance k={settings.pruned_k}": accepted.get(str(key))}
+            for key in sorted(exports, key=lambda k: (k.pruned, str(k)))]
 
 
 def write_healing_record(settings: SuiteSettings, drafts: list[Any], exports: list[dict[str, Any]] | None = None) -> Path:
@@ -320,14 +325,16 @@ def healing_section(folder: Path) -> str:
 
 
 def exports_section(record: dict[str, Any]) -> str:
-    """The same agreement for each int4 OpenVINO export (what the pipeline runs), beside its checkpoint's."""
+    """The same prompts through each OpenVINO export (what the pipeline runs): agreement and acceptance."""
     from .tables import markdown_table
 
     rows = export_agreement_table(record)
     if not rows:
         return ""
-    return ("\n\nThe same held-out agreement for each int4 OpenVINO export (teacher forcing, one forward pass per "
-            "answer), beside the checkpoint it was exported from:\n\n" + markdown_table(rows))
+    return ("\n\nThe same held-out prompts through each OpenVINO draft export: top-1 agreement (teacher forcing, one "
+            "forward pass per answer) beside the checkpoint it was exported from, and speculative acceptance with the "
+            "int4 target (greedy; OpenVINO GenAI's accepted / drafted tokens over all the prompts):\n\n"
+            + markdown_table(rows))
 
 
 def models_needed(steps: list[SuiteStep]) -> set[ModelKey]:
@@ -406,7 +413,9 @@ def run_agent_step(step: SuiteStep, settings: SuiteSettings, models: dict[ModelK
                    ) -> BenchmarkResult:
     """The slide-deck agent with the int4 target and OpenVINO GenAI's defaults, then with each lever set, interleaved;
     decks go next to the JSON."""
-    from .agent import compare_agents
+    from functools import partial
+
+    from .agent import LazyModel, compare_agents
     from .agent_levers import load_agent_model
     from .agent_tools import choose_search_tool, default_tools
 
@@ -414,12 +423,16 @@ def run_agent_step(step: SuiteStep, settings: SuiteSettings, models: dict[ModelK
     decks = settings.folder / "agent-decks"
     setups = [(REFERENCE_MODEL, None, AgentSetup(REFERENCE))]
     setups += [(run.target_key, run.draft, replace(run.agent or AgentSetup(), label=run.label)) for run in step.runs]
-    agents = [load_agent_model(setup, models[target], settings.device, draft_dir=models[draft] if draft else None,
-                               properties=settings.properties, max_new_tokens=settings.agent_max_new_tokens)
+    # one pipeline per run, loaded before it and freed after: all of them at once do not fit in RAM, and no prefix
+    # cache carries over from another run (each run pays its own first prefill, as a fresh agent process would)
+    agents = [LazyModel(setup.label, partial(load_agent_model, setup, models[target], settings.device,
+                                             draft_dir=models[draft] if draft else None, properties=settings.properties,
+                                             max_new_tokens=settings.agent_max_new_tokens))
               for target, draft, setup in setups]
     comparison = compare_agents(agents, agent_tasks(settings), lambda: default_tools(decks, search),
                                 repeats=settings.agent_repeats, max_steps=settings.agent_max_steps)
-    comparison.result.settings["suite"] = {**suite_record(step, settings, models, command), "search": search.message}
+    comparison.result.settings["suite"] = {**suite_record(step, settings, models, command), "search": search.message,
+                                           "pipelines": "a fresh pipeline per run: no prefix cache carries over"}
     comparison.to_json(result_path(step, settings))
     return comparison.result
 

@@ -325,6 +325,25 @@ def test_compare_with_and_without_draft_is_interleaved(sd_model, tiny_models, tm
     assert len(data["agent_runs"]) == 4 and data["baseline"] == "target alone"
 
 
+def test_a_lazy_model_gets_a_fresh_pipeline_for_each_run(sd_model, tiny_models, tmp_path):
+    loaded = []
+
+    def load():
+        loaded.append(agent_model.OpenVINOGenAIModel.from_folders(tiny_models.target, "CPU", max_new_tokens=8))
+        return loaded[-1]
+
+    sd_model.max_new_tokens = 8
+    comparison = agent.compare_agents([agent.LazyModel("fresh target", load), sd_model], agent.BLOG_TASK,
+                                      lambda: agent_tools.default_tools(tmp_path, agent_tools.choose_search_tool("offline")),
+                                      repeats=2, max_steps=1, progress=False)
+    assert len(loaded) == 2 and loaded[0] is not loaded[1]  # one load per run
+    assert [r.label for r in comparison.runs] == ["fresh target", "draft k=3", "draft k=3", "fresh target"]
+    assert comparison.result.settings["models"]["fresh target"]["pipeline per run"] is True
+    assert comparison.result.settings["models"]["draft k=3"]["pipeline per run"] is False
+    fresh_runs = [r for r in comparison.runs if r.label == "fresh target"]
+    assert [len(m.calls) for m in loaded] == [len(r.calls) for r in fresh_runs]  # the warm-up call is not in a run
+
+
 def test_cli_agent_writes_a_run_log(tiny_models, tmp_path, capsys):
     assert main(["agent", "--preset", "tiny", "--max-steps", "1", "--max-new-tokens", "8", "--search", "offline",
                  "--quiet", "--output-dir", str(tmp_path)]) == 0
