@@ -328,10 +328,35 @@ class AgentComparison:
         return sorted(rows, key=lambda r: (WORK_ORDER.index(r["work"]) if r["work"] in WORK_ORDER else len(WORK_ORDER),
                                            r["work"], order[r["label"]]))
 
+    def time_split(self) -> list[dict[str, Any]]:
+        """Where each configuration's run time goes (medians over its runs, seconds): prefill (every call's TTFT: the
+        re-sent conversation), decoding (the rest of each generate call) and everything else (tools, the executor,
+        smolagents). ``decode_free_ceiling``: the baseline's wall time over its prefill + other, the end-to-end speedup
+        a lever that only speeds decoding could reach even if decoding took no time at all (Amdahl's law)."""
+        rows = []
+        for label in dict.fromkeys(run.label for run in self.runs):
+            parts = []
+            for run in (r for r in self.runs if r.label == label):
+                prefill = sum(c.run.ttft_ms for c in run.calls) / 1000
+                generate = sum(c.run.generate_ms for c in run.calls) / 1000
+                parts.append((run.seconds, prefill, generate - prefill, max(run.seconds - generate, 0.0),
+                              sum(c.run.generated_tokens for c in run.calls)))
+            wall, prefill, decode, other, tokens = (statistics.median(p[i] for p in parts) for i in range(5))
+            rows.append({"label": label, "runs": len(parts), "wall_s": wall, "prefill_s": prefill, "decode_s": decode,
+                         "other_s": other, "generated_tokens": tokens,
+                         "decode_share": decode / wall if wall else None})
+        baseline = next((r for r in rows if r["label"] == self.result.baseline), None)
+        if baseline and baseline["prefill_s"] + baseline["other_s"] > 0:
+            ceiling = baseline["wall_s"] / (baseline["prefill_s"] + baseline["other_s"])
+            for row in rows:
+                row["decode_free_ceiling"] = ceiling
+        return rows
+
     def to_json(self, path: str | Path) -> Path:
         data = self.result.to_dict()
         data["agent_summary"] = self.summary()
         data["agent_work"] = self.work_rows()
+        data["agent_time_split"] = self.time_split()
         data["agent_runs"] = [r.to_dict() for r in self.runs]
         write_json(Path(path), data)
         return Path(path)

@@ -97,6 +97,8 @@ def breakdown_reference(k: int = 3, preset: str = REFERENCE_PRESET) -> Breakdown
 AGENT_COLUMNS = ["label", "runs", "task_speedup", "task_speedup_lo", "task_speedup_hi", "agent_seconds", "agent_steps",
                  "ttft_ms", "tpot_ms", "acceptance_rate", "speedup"]
 WORK_COLUMNS = ["work", "label", "steps", "seconds", "ttft_ms", "output_tokens", "acceptance_rate"]
+TIME_SPLIT_COLUMNS = ["label", "runs", "wall_s", "prefill_s", "decode_s", "other_s", "generated_tokens", "decode_share",
+                      "decode_free_ceiling"]
 PREFILL_COLUMNS = ["label", "agent_seconds", "prefill_s", "prefill_share"]
 RUN_COLUMNS = ["repeat", "label", "task", "seconds", "prefill_s", "prefill_share", "first_prompt_tokens", "decks"]
 
@@ -115,6 +117,7 @@ class AgentReference:
     caption: str
     reference: str | None = None  # the configuration every speedup is against
     runs: list[dict[str, Any]] = field(default_factory=list)  # ``agent_runs`` as recorded
+    time_split: list[dict[str, Any]] = field(default_factory=list)  # ``agent_time_split``: prefill, decode, other
 
     @property
     def measured(self) -> bool:
@@ -163,7 +166,7 @@ def agent_reference(preset: str = REFERENCE_PRESET, archive: str | None = None, 
     caption = (f"Real pair ({name}){where}, the suite's agent step against {data.get('baseline')!r}, on "
                f"{_machine_words(data.get('machine', {}))}: `{suite.get('command', '?')}`")
     return AgentReference(list(data["agent_summary"]), list(data.get("agent_work") or []), caption, data.get("baseline"),
-                          list(data.get("agent_runs") or []))
+                          list(data.get("agent_runs") or []), list(data.get("agent_time_split") or []))
 HEALING_RECORD = "healing.json"  # written by the suite's pruned-drafts step beside summary.json
 
 

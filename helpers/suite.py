@@ -24,7 +24,7 @@ from .paths import PathLike
 from .presets import INT4_ASYM_G128, INT8_ASYM, Preset, WeightFormat
 from .prompts import Prompt
 from .pruned_drafts import HealingPlan, ModelKey
-from .reference import HEALING_RECORD, describe_heal, export_agreement_table, healing_table
+from .reference import HEALING_RECORD, TIME_SPLIT_COLUMNS, WORK_COLUMNS, describe_heal, export_agreement_table, healing_table
 from .settings import BENCH, REPO_ROOT, SUITE
 
 REFERENCE = "target int4 alone"
@@ -543,11 +543,16 @@ def work_section(folder: Path) -> str:
     from .fsutil import read_json
     from .tables import markdown_table
 
-    work = (read_json(folder / "agent.json") or {}).get("agent_work")
-    if not work:
-        return ""
-    return ("\n\nPer kind of step (medians over all such steps of all runs):\n\n"
-            + markdown_table(work, ["work", "label", "steps", "seconds", "ttft_ms", "output_tokens", "acceptance_rate"]))
+    data = read_json(folder / "agent.json") or {}
+    work, split = data.get("agent_work"), data.get("agent_time_split")
+    text = ("\n\nPer kind of step (medians over all such steps of all runs):\n\n"
+            + markdown_table(work, WORK_COLUMNS) if work else "")
+    if split:
+        text += ("\n\nWhere each run's time goes (medians over runs, seconds): prefill = every model call's TTFT, decode "
+                 "= the rest of the calls, other = tools, executor, smolagents. decode_free_ceiling = the reference's "
+                 "wall time / its prefill + other: what a lever that only speeds decoding could reach at best.\n\n"
+                 + markdown_table(split, TIME_SPLIT_COLUMNS))
+    return text
 
 
 def prepare_models(settings: SuiteSettings, steps: list[SuiteStep], progress: bool = True) -> dict[ModelKey, Path]:

@@ -323,6 +323,13 @@ def test_compare_with_and_without_draft_is_interleaved(sd_model, tiny_models, tm
     assert [r["label"] for r in work][:2] == ["target alone", "draft k=3"], "the baseline first within a kind of step"
     data = json.loads(comparison.to_json(tmp_path / "compare.json").read_text())
     assert len(data["agent_runs"]) == 4 and data["baseline"] == "target alone"
+    split = {row["label"]: row for row in data["agent_time_split"]}
+    for row in split.values():  # the parts add up to the wall time, none negative
+        assert min(row["prefill_s"], row["decode_s"], row["other_s"]) >= 0
+        assert row["prefill_s"] + row["decode_s"] + row["other_s"] == pytest.approx(row["wall_s"], rel=0.25)
+    baseline = split["target alone"]
+    assert baseline["decode_free_ceiling"] == pytest.approx(
+        baseline["wall_s"] / (baseline["prefill_s"] + baseline["other_s"]))
 
 
 def test_a_lazy_model_gets_a_fresh_pipeline_for_each_run(sd_model, tiny_models, tmp_path):

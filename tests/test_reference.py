@@ -94,6 +94,8 @@ AGENT_JSON = {
     ],
     "agent_work": [{"label": "draft k=3", "work": "slides", "steps": 2, "seconds": 9.0, "ttft_ms": 900.0,
                     "output_tokens": 300, "acceptance_rate": 0.9}],
+    "agent_time_split": [{"label": "target int4 alone", "runs": 2, "wall_s": 50.0, "prefill_s": 10.0, "decode_s": 35.0,
+                          "other_s": 5.0, "decode_free_ceiling": 3.33}],
 }
 
 
@@ -110,7 +112,7 @@ def test_a_recorded_agent_step_gives_rows_work_and_a_caption(tmp_path):
     found = agent_reference(path=path)
     assert found.measured and found.reference == "target int4 alone"
     assert [r["label"] for r in found.rows] == ["target int4 alone", "draft k=3"]
-    assert found.work[0]["work"] == "slides"
+    assert found.work[0]["work"] == "slides" and found.time_split[0]["decode_free_ceiling"] == 3.33
     assert "Some CPU, 2 cores" in found.caption and "OpenVINO 2026.4.1:" in found.caption
     assert "--steps agent" in found.caption
     shares = {r["label"]: r["prefill_share"] for r in found.prefill_rows()}
@@ -123,8 +125,8 @@ def test_a_recorded_agent_step_gives_rows_work_and_a_caption(tmp_path):
 
 def test_results_older_than_the_work_table_still_read(tmp_path):
     path = tmp_path / "agent.json"
-    path.write_text(json.dumps({k: v for k, v in AGENT_JSON.items() if k != "agent_work"}))
-    assert agent_reference(path=path).work == []
+    path.write_text(json.dumps({k: v for k, v in AGENT_JSON.items() if k not in ("agent_work", "agent_time_split")}))
+    assert agent_reference(path=path).work == [] and agent_reference(path=path).time_split == []
 
 
 def test_paths_point_into_the_results_folder():
