@@ -63,6 +63,13 @@ def median(values: Iterable[float | None]) -> float | None:
     return statistics.median(kept) if kept else None
 
 
+def pooled_acceptance(runs: Iterable[RunRecord]) -> float | None:
+    """Accepted over drafted tokens, summed over `runs` (None when nothing was drafted)."""
+    counted = [(r.accepted_tokens or 0, r.draft_tokens or 0) for r in runs]
+    drafted = sum(d for _, d in counted)
+    return sum(a for a, _ in counted) / drafted if drafted else None
+
+
 def json_safe(data: Any) -> Any:
     """`data` with every non-finite float replaced by None (JSON has no NaN)."""
     if isinstance(data, float):
@@ -180,6 +187,8 @@ class BenchmarkResult:
     def summary(self, by_prompt: bool = False) -> list[dict[str, Any]]:
         """Medians with quartiles per configuration (and per prompt with `by_prompt`).
 
+        ``acceptance_rate`` is the median of the runs' rates; ``acceptance_pooled`` all accepted over all drafted tokens
+        (what sets the tokens per step of the whole workload: prompts that draft more weigh more).
         ``speedup`` is the median over pairs of baseline TPOT / candidate TPOT (decode speed; TTFT excluded, as in the
         blog), ``e2e_speedup`` the same for whole-request time per generated token; ``speedup_lo``/``speedup_hi`` are
         the quartiles of the per-pair ratios. ``identical_to_baseline`` is the share of runs whose text equals the
@@ -211,6 +220,7 @@ class BenchmarkResult:
                 "input_tokens": median(r.input_tokens for r in runs),
                 "load_ms": median(r.load_ms for r in runs),
                 "acceptance_rate": median(r.acceptance_rate for r in runs),
+                "acceptance_pooled": pooled_acceptance(runs),
                 "cost_ratio": median(r.cost_ratio for r in runs),
                 "tokens_per_step": median(per_step),
                 "speedup": speed_q[1],

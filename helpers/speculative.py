@@ -104,7 +104,8 @@ def run_speculative_benchmark(setup: SpeculativeSetup, prompts: list[Prompt], re
 
 
 def with_predictions(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Add the formula's prediction to every summary row with a measured acceptance rate, a fixed k and c.
+    """Add the formula's prediction to every summary row with a measured acceptance rate (pooled over its runs where
+    the row has it), a fixed k and c.
 
     k is the row's ``num_assistant_tokens`` field (`BenchmarkResult.summary` copies it from the run's
     GenerationConfig); rows with a confidence threshold have no fixed k and get no prediction."""
@@ -113,10 +114,12 @@ def with_predictions(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         row = dict(row)
         k = row.get("num_assistant_tokens")
         fixed_k = bool(k) and not row.get("assistant_confidence_threshold")
-        if row.get("acceptance_rate") is not None and row.get("cost_ratio") is not None and fixed_k:
+        # the per-token rate of the whole workload (all accepted / all drafted) where the row has it, not the median run
+        alpha = row.get("acceptance_pooled", row.get("acceptance_rate"))
+        if alpha is not None and row.get("cost_ratio") is not None and fixed_k:
             row["k"] = k
-            row["predicted_speedup"] = predicted_speedup(row["acceptance_rate"], k, row["cost_ratio"])
-            row["predicted_tokens_per_step"] = expected_tokens_per_step(row["acceptance_rate"], k)
+            row["predicted_speedup"] = predicted_speedup(alpha, k, row["cost_ratio"])
+            row["predicted_tokens_per_step"] = expected_tokens_per_step(alpha, k)
         out.append(row)
     return out
 

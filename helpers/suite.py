@@ -32,8 +32,8 @@ REFERENCE_MODEL = ModelKey("target", "int4")
 UNPRUNED_DRAFT = ModelKey("draft", "int4")  # the control every pruned draft is compared with
 CONFIDENCE_THRESHOLD = SUITE.confidence_threshold
 SUITE_VERSION = 3  # bump when the meaning of a step changes, so old JSONs are not mixed with new ones
-SUMMARY_COLUMNS = ("step", "label", "runs", "tpot_ms", "throughput_tps", "ttft_ms", "acceptance_rate", "cost_ratio",
-                   "tokens_per_step", "speedup", "speedup_lo", "speedup_hi", "e2e_speedup", "identical_to_baseline")
+SUMMARY_COLUMNS = ("step", "label", "runs", "tpot_ms", "throughput_tps", "ttft_ms", "acceptance_rate", "acceptance_pooled",
+                   "cost_ratio", "tokens_per_step", "speedup", "speedup_lo", "speedup_hi", "e2e_speedup", "identical_to_baseline")
 
 
 @dataclass(frozen=True)

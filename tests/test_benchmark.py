@@ -82,6 +82,20 @@ def test_interleaved_order_and_ratios(target_pipe, tmp_path):
     assert again.summary() == result.summary()
 
 
+def test_pooled_acceptance_weighs_runs_by_what_they_drafted():
+    from helpers.benchmark import RunRecord
+
+    def run(prompt, accepted, drafted):
+        return RunRecord("d", prompt, 0, 1.0, 1.0, 1.0, 1.0, 1, 1, acceptance_rate=accepted / drafted,
+                         accepted_tokens=accepted, draft_tokens=drafted)
+
+    runs = [run("short", 1, 2), run("long", 90, 100), run("other", 30, 100)]
+    row = BenchmarkResult(records=runs, baseline="d").summary()[0]
+    assert row["acceptance_rate"] == 0.5  # the median run
+    assert row["acceptance_pooled"] == pytest.approx(121 / 202)
+    assert BenchmarkResult(records=[run("x", 0, 1)], baseline="d").summary()[0]["acceptance_pooled"] == 0.0
+
+
 def test_interleaved_rejects_bad_input(target_pipe):
     a = Candidate("a", target_pipe, generation_config(4))
     with pytest.raises(ValueError, match="unique"):
