@@ -199,7 +199,8 @@ def export_agreement_table(record: dict[str, Any]) -> list[dict[str, Any]]:
     for export in record.get("export held-out agreement") or []:
         source = checkpoints.get(export["checkpoint"])
         value = export.get("export agreement")
-        row = {"export": export["draft"].removeprefix("draft ") or "unpruned",
+        name = export["draft"].removeprefix("draft ")
+        row = {"export": f"unpruned {name}" if export["checkpoint"] == "draft" else name,
                "checkpoint": export["checkpoint"].removeprefix("draft ").removeprefix("draft") or "unpruned",
                "checkpoint agreement": source, "export agreement": value,
                "change": round(value - source, 4) if None not in (value, source) else None}
@@ -224,6 +225,20 @@ def healing_rows(preset: str = REFERENCE_PRESET, folder: Path | None = None) -> 
     caption = (f"Real pair ({preset}): top-1 agreement with the target's answers {where}, per checkpoint; healing: "
                f"{describe_heal((record.get('plan') or {}).get('heal'))}.")
     return rows, caption
+
+
+def export_rows(preset: str = REFERENCE_PRESET, folder: Path | None = None) -> tuple[list[dict[str, Any]], str]:
+    """The real pair's OpenVINO draft exports on the held-out prompts (`export_agreement_table` rows: agreement beside
+    the checkpoint's, and acceptance), with a caption; no rows when the healing record has none."""
+    path = (folder or results_folder(preset)) / HEALING_RECORD
+    record = read_json(path)
+    rows = export_agreement_table(record) if record else []
+    if not rows:
+        return [], (f"Real pair ({preset}): the exports' held-out agreement and acceptance are not measured yet (the "
+                    f"suite's pruned-drafts step writes them to {path.name}).")
+    return rows, (f"Real pair ({preset}): each OpenVINO draft export on the held-out prompts: teacher-forced top-1 "
+                  "agreement beside its checkpoint's, and speculative acceptance with the int4 target (greedy, all "
+                  "accepted over all drafted tokens). A trimmed head returns the last position only: no agreement.")
 
 
 def describe_heal(heal: dict[str, Any] | None) -> str:

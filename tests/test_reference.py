@@ -209,3 +209,22 @@ def test_archived_runs_and_missing_steps(tmp_path, monkeypatch):
     assert rows == [] and "y not measured yet" in caption
     pairs, caption = reference.head_size_rows(("x",), "p", archive="old")
     assert [p["draft"] for p in pairs] == ["unpruned"] and "(archived run old)" in caption
+
+
+def test_export_rows_put_each_export_beside_its_checkpoint(tmp_path):
+    from helpers.reference import HEALING_RECORD, export_rows
+
+    assert export_rows(folder=tmp_path)[0] == [] and "not measured yet" in export_rows(folder=tmp_path)[1]
+    record = {"unpruned held-out agreement": 0.88,
+              "drafts": [{"depth": 4, "held-out agreement": {"draft pruned4": 0.78}}],
+              "export held-out agreement": [
+                  {"draft": "draft int4", "checkpoint": "draft", "export agreement": 0.87, "acceptance k=3": 0.76},
+                  {"draft": "draft pruned4 int4", "checkpoint": "draft pruned4", "export agreement": 0.76,
+                   "acceptance k=3": 0.63},
+                  {"draft": "draft head32k int4", "checkpoint": "draft", "export agreement": None, "acceptance k=3": 0.75}]}
+    (tmp_path / HEALING_RECORD).write_text(json.dumps(record))
+    rows, caption = export_rows(folder=tmp_path)
+    assert [(r["export"], r["checkpoint"], r["checkpoint agreement"]) for r in rows] == [
+        ("unpruned int4", "unpruned", 0.88), ("pruned4 int4", "pruned4", 0.78), ("unpruned head32k int4", "unpruned", 0.88)]
+    assert rows[1]["change"] == -0.02 and rows[2]["change"] is None and rows[2]["acceptance k=3"] == 0.75
+    assert "held-out prompts" in caption
