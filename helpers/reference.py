@@ -118,6 +118,8 @@ class AgentReference:
     reference: str | None = None  # the configuration every speedup is against
     runs: list[dict[str, Any]] = field(default_factory=list)  # ``agent_runs`` as recorded
     time_split: list[dict[str, Any]] = field(default_factory=list)  # ``agent_time_split``: prefill, decode, other
+    setups: dict[str, dict[str, Any]] = field(default_factory=dict)  # label -> `AgentSetup.describe()`, as recorded
+    source: str = ""  # the result file, relative to the repository when inside it
 
     @property
     def measured(self) -> bool:
@@ -165,8 +167,11 @@ def agent_reference(preset: str = REFERENCE_PRESET, archive: str | None = None, 
     where = f" (archived run {archive})" if archive else ""
     caption = (f"Real pair ({name}){where}, the suite's agent step against {data.get('baseline')!r}, on "
                f"{_machine_words(data.get('machine', {}))}: `{suite.get('command', '?')}`")
+    setups = suite.get("signature", {}).get("agent", {}).get("setups") or {}
+    source = str(path.resolve().relative_to(REPO_ROOT)) if path.resolve().is_relative_to(REPO_ROOT) else str(path)
     return AgentReference(list(data["agent_summary"]), list(data.get("agent_work") or []), caption, data.get("baseline"),
-                          list(data.get("agent_runs") or []), list(data.get("agent_time_split") or []))
+                          list(data.get("agent_runs") or []), list(data.get("agent_time_split") or []), dict(setups),
+                          source)
 HEALING_RECORD = "healing.json"  # written by the suite's pruned-drafts step beside summary.json
 
 

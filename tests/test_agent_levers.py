@@ -63,3 +63,38 @@ def test_prefix_caching_is_on_where_the_setup_says_and_off_where_it_says(tiny_mo
     assert max(again) < first / 5, (first, again)
     first, *again = _ttfts(off.pipe)
     assert min(again) > first / 3, (first, again)
+
+
+def _agent_result(path, speedups, decks):
+    """A suite agent result with the given task speedups and decks per label (the reference first)."""
+    import json
+
+    setups = {f"agent: {s.label}": s.describe() for s in [*lever_setups(), *combined_setups()]}
+    setups["agent: pruned4-healed int4 draft k=3"] = {"draft": True, "num_assistant_tokens": 3}
+    rows = [{"label": label, "runs": 3, "task_speedup": value, "task_speedup_lo": value - 0.1,
+             "task_speedup_hi": value + 0.1, "agent_seconds": 60 / value} for label, value in speedups.items()]
+    runs = [{"label": label, "repeat": r, "decks": ["d.pptx"] * (r < count)} for label, count in decks.items()
+            for r in range(3)]
+    path.write_text(json.dumps({"baseline": "target int4 alone", "agent_summary": rows, "agent_runs": runs,
+                                "settings": {"suite": {"signature": {"agent": {"setups": setups}}}}}))
+    return path
+
+
+def test_the_cpu_default_is_the_fastest_measured_lever_that_wrote_every_deck(tmp_path):
+    from helpers.agent_levers import default_setup
+
+    speedups = {"target int4 alone": 1.0, "agent: draft k=3": 1.1, "agent: prompt lookup k=5": 1.3,
+                "agent: combined: prompt lookup k=5, DQ off": 1.5,  # fastest, but it wrote one deck fewer
+                "agent: pruned4-healed int4 draft k=3": 1.4}  # needs a pruned draft the preset does not have
+    decks = {label: 3 for label in speedups} | {"agent: combined: prompt lookup k=5, DQ off": 2}
+    setup, reason = default_setup("CPU", results=_agent_result(tmp_path / "agent.json", speedups, decks))
+    assert setup == AgentSetup("prompt lookup k=5", prompt_lookup=True, num_assistant_tokens=5)
+    assert "1.30x" in reason and "IQR 1.20-1.40" in reason and "median of 3 runs" in reason
+
+    slower = {"target int4 alone": 1.0, "agent: draft k=3": 0.9}
+    setup, reason = default_setup("CPU", results=_agent_result(tmp_path / "slow.json", slower, dict.fromkeys(slower, 3)))
+    assert setup == AgentSetup() and "no lever was faster" in reason
+    setup, reason = default_setup("CPU", results=tmp_path / "missing.json")
+    assert setup == AgentSetup() and "not measured the levers yet" in reason
+    setup, reason = default_setup("GPU")
+    assert setup.draft and setup.num_assistant_tokens == 3 and "not measured on GPU" in reason
