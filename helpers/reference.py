@@ -149,9 +149,9 @@ class AgentReference:
         return rows
 
 
-def agent_path(preset: str = REFERENCE_PRESET, archive: str | None = None) -> Path:
-    """The agent step's result: ``benchmarks/results/<preset>/agent.json``, or ``results/archive/<archive>/agent.json``."""
-    return results_folder(preset, archive) / "agent.json"
+def agent_path(preset: str = REFERENCE_PRESET, archive: str | None = None, step: str = "agent") -> Path:
+    """An agent step's result: ``benchmarks/results/<preset>/<step>.json``, or ``results/archive/<archive>/<step>.json``."""
+    return results_folder(preset, archive) / f"{step}.json"
 
 
 def agent_reference(preset: str = REFERENCE_PRESET, archive: str | None = None, path: Path | None = None

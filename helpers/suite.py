@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .agent_levers import AgentSetup, combined_setups, lever_setups
+from .agent_levers import LOOKUP_SWEEP_STEP, AgentSetup, combined_setups, lever_setups, lookup_sweep_setups
 from .benchmark import BenchmarkResult, Candidate
 from .errors import ConfigError
 from .paths import PathLike
@@ -30,6 +30,7 @@ from .settings import BENCH, REPO_ROOT, SUITE
 REFERENCE = "target int4 alone"
 REFERENCE_MODEL = ModelKey("target", "int4")
 UNPRUNED_DRAFT = ModelKey("draft", "int4")  # the control every pruned draft is compared with
+AGENT_STEPS = ("agent", LOOKUP_SWEEP_STEP)  # steps of the whole agent task (their own summary section)
 CONFIDENCE_THRESHOLD = SUITE.confidence_threshold
 SUITE_VERSION = 3  # bump when the meaning of a step changes, so old JSONs are not mixed with new ones
 SUMMARY_COLUMNS = ("step", "label", "runs", "tpot_ms", "throughput_tps", "ttft_ms", "acceptance_rate", "acceptance_pooled",
@@ -166,6 +167,10 @@ def default_steps(ks: tuple[int, ...], lookup_ks: tuple[int, ...], draft_formats
         steps.append(SuiteStep("agent", "the smolagents slide-deck task (web or offline search, python-pptx): the int4 "
                                "target with OpenVINO GenAI's defaults, then every speed lever alone and combined; a "
                                "different task per repeat, a fresh pipeline per run", tuple(runs), kind="agent"))
+        sweep = [RunSpec(f"agent: {s.label}", "int4", "lookup", s.num_assistant_tokens, agent=s)
+                 for s in lookup_sweep_setups(lookup_k)]
+        steps.append(SuiteStep(LOOKUP_SWEEP_STEP, f"the agent task again with prompt lookup around k={lookup_k}: fewer and "
+                               "more tokens per guess, shorter and longer n-grams", tuple(sweep), kind="agent"))
     return steps
 
 
@@ -501,7 +506,7 @@ def write_summary(settings: SuiteSettings, command: str) -> Path:
         f"request time per token. {len(settings.prompts)} prompts x {settings.repeats} repeats, {settings.warmup} warm-up, "
         f"greedy, max_new_tokens={settings.max_new_tokens}, device {settings.device}, "
         f"properties {settings.properties or 'defaults'}.",
-        markdown_table([r for r in rows if r["step"] != "agent"], [*SUMMARY_COLUMNS, "predicted_speedup"])
+        markdown_table([r for r in rows if r["step"] not in AGENT_STEPS], [*SUMMARY_COLUMNS, "predicted_speedup"])
         if rows else "(no finished step yet)",
         agent_section(rows, folder),
         healing_section(folder),
@@ -525,16 +530,16 @@ def write_summary(settings: SuiteSettings, command: str) -> Path:
 def agent_section(rows: list[dict[str, Any]], folder: Path) -> str:
     from .tables import markdown_table
 
-    agent = [r for r in rows if r["step"] == "agent"]
+    agent = [r for r in rows if r["step"] in AGENT_STEPS]
     if not agent:
         return "## Agent task\n\n(not measured)"
     return ("## Agent task\n\nThe slide-deck agent (notebook 06), the same task for every configuration within a repeat "
             "(a different task per repeat), runs interleaved. task_speedup = median over repeats of the reference run's "
             "wall time / this configuration's (the end-to-end figure; lo/hi quartiles); agent_seconds = median wall time "
             "of the whole task; speedup = TPOT ratio; ttft_ms = total prefill time of a run.\n\n"
-            + markdown_table(agent, ["label", "runs", "task_speedup", "task_speedup_lo", "task_speedup_hi", "agent_seconds",
-                                     "agent_steps", "generated_tokens", "tpot_ms", "ttft_ms", "acceptance_rate", "speedup",
-                                     "decks_written"])
+            + markdown_table(agent, ["step", "label", "runs", "task_speedup", "task_speedup_lo", "task_speedup_hi",
+                                     "agent_seconds", "agent_steps", "generated_tokens", "tpot_ms", "ttft_ms",
+                                     "acceptance_rate", "speedup", "decks_written"])
             + work_section(folder))
 
 
@@ -544,14 +549,16 @@ def work_section(folder: Path) -> str:
     from .tables import markdown_table
 
     data = read_json(folder / "agent.json") or {}
-    work, split = data.get("agent_work"), data.get("agent_time_split")
+    work = data.get("agent_work")
+    split = [{"step": name, **row} for name in AGENT_STEPS
+             for row in (read_json(folder / f"{name}.json") or {}).get("agent_time_split") or []]
     text = ("\n\nPer kind of step (medians over all such steps of all runs):\n\n"
             + markdown_table(work, WORK_COLUMNS) if work else "")
     if split:
         text += ("\n\nWhere each run's time goes (medians over runs, seconds): prefill = every model call's TTFT, decode "
                  "= the rest of the calls, other = tools, executor, smolagents. decode_free_ceiling = the reference's "
                  "wall time / its prefill + other: what a lever that only speeds decoding could reach at best.\n\n"
-                 + markdown_table(split, TIME_SPLIT_COLUMNS))
+                 + markdown_table(split, ["step", *TIME_SPLIT_COLUMNS]))
     return text
 
 

@@ -69,7 +69,9 @@ def _agent_result(path, speedups, decks):
     """A suite agent result with the given task speedups and decks per label (the reference first)."""
     import json
 
-    setups = {f"agent: {s.label}": s.describe() for s in [*lever_setups(), *combined_setups()]}
+    from helpers.agent_levers import lookup_sweep_setups
+
+    setups = {f"agent: {s.label}": s.describe() for s in [*lever_setups(), *combined_setups(), *lookup_sweep_setups()]}
     setups["agent: pruned4-healed int4 draft k=3"] = {"draft": True, "num_assistant_tokens": 3}
     rows = [{"label": label, "runs": 3, "task_speedup": value, "task_speedup_lo": value - 0.1,
              "task_speedup_hi": value + 0.1, "agent_seconds": 60 / value} for label, value in speedups.items()]
@@ -96,5 +98,14 @@ def test_the_cpu_default_is_the_fastest_measured_lever_that_wrote_every_deck(tmp
     assert setup == AgentSetup() and "no lever was faster" in reason
     setup, reason = default_setup("CPU", results=tmp_path / "missing.json")
     assert setup == AgentSetup() and "not measured the levers yet" in reason
+
+    # several agent steps (the lever sweep and the prompt-lookup sweep): the fastest row of any of them
+    from helpers.agent_levers import lookup_sweep_setups
+
+    sweep = tmp_path / "agent-lookup-sweep.json"
+    _agent_result(sweep, {"target int4 alone": 1.0, "agent: prompt lookup k=5, n-gram 2": 1.45},
+                  {"target int4 alone": 3, "agent: prompt lookup k=5, n-gram 2": 3})
+    setup, reason = default_setup("CPU", results=[tmp_path / "agent.json", sweep])
+    assert setup == lookup_sweep_setups(5)[3] and setup.max_ngram_size == 2 and "1.45x" in reason
     setup, reason = default_setup("GPU")
     assert setup.draft and setup.num_assistant_tokens == 3 and "not measured on GPU" in reason

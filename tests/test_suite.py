@@ -149,9 +149,9 @@ def test_cli_plans_pruning_and_agent_steps(tmp_path, capsys):
             "--list"]
     assert main(args) == 0
     out = capsys.readouterr().out
-    assert "pruned-drafts" in out and "lm-head-int4" in out and "agent" in out
+    assert "pruned-drafts" in out and "lm-head-int4" in out and "agent" in out and "agent-lookup-sweep" in out
     assert main([*args[:-1], "--no-agent", "--list"]) == 0
-    assert "| agent" not in capsys.readouterr().out
+    assert "| agent" not in capsys.readouterr().out  # neither agent step
     with pytest.raises(SystemExit) as refused:
         main(["suite", "--preset", "tiny", "--prune-depths", "0", "--list"])
     assert refused.value.code == 2 and "must be at least 1" in capsys.readouterr().err
