@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -201,6 +201,33 @@ def _weights_stamp(folder: Path) -> str:
     return ",".join(f"{f.name}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files)
 
 
+def _held_out(plan: HealingPlan, data: Path) -> tuple[list[dict[str, Any]], str]:
+    """The held-out distillation records of `plan`, and a short digest of their ids (part of every cache key)."""
+    from .distill import read_distillation_data, split_held_out
+
+    _, held = split_held_out(read_distillation_data(data), held_out_share(plan))
+    return held, hashlib.sha256(",".join(sorted(str(r["id"]) for r in held)).encode()).hexdigest()[:16]
+
+
+def _cached_figures(data: Path, jobs: dict[str, tuple[str, Callable[[], float | None]]], progress: str = ""
+                    ) -> dict[str, float | None]:
+    """``{name: (cache key, measure)}`` -> ``{name: figure}``: each figure is read from the cache beside `data`, or
+    measured and stored there at once (a killed run keeps what it measured). `progress`: a bar's title, or no bar."""
+    from tqdm.auto import tqdm
+
+    cache_path = data.with_name(AGREEMENT_CACHE)
+    cache = read_json(cache_path) or {}
+    for entry, measure in tqdm(list(jobs.values()), desc=progress, disable=not progress, leave=False):
+        if entry not in cache:
+            cache[entry] = measure()
+            write_json(cache_path, cache)
+    return {name: cache[entry] for name, (entry, _) in jobs.items()}
+
+
+def _settings_key(device: str, properties: dict[str, Any] | None) -> str:
+    return f"{device}|{json.dumps(properties or {}, sort_keys=True, default=str)}"
+
+
 def held_out_agreement(checkpoints: dict[ModelKey, Path], plan: HealingPlan, data: Path, device: str = "CPU",
                        properties: dict[str, Any] | None = None) -> dict[str, float]:
     """Top-1 agreement with the target's answers on the held-out records, for each Hugging Face checkpoint (fp32
@@ -208,66 +235,53 @@ def held_out_agreement(checkpoints: dict[ModelKey, Path], plan: HealingPlan, dat
 
     Each figure is stored beside the data, keyed by the model's weight files and the held-out records, so a rerun
     that reuses every model (a suite run of other steps) measures nothing again."""
-    from .distill import agreement, read_distillation_data, split_held_out
+    from .distill import agreement
     from .soft_distill import openvino_agreement
 
-    _, held = split_held_out(read_distillation_data(data), held_out_share(plan))
+    held, held_ids = _held_out(plan, data)
     if not held:
         return {}
     max_length = plan.heal.max_length if plan.heal else 512
-    held_ids = hashlib.sha256(",".join(sorted(str(r["id"]) for r in held)).encode()).hexdigest()[:16]
-    cache_path = data.with_name(AGREEMENT_CACHE)
-    cache = read_json(cache_path) or {}
-    measured = {}
-    for key, path in checkpoints.items():
-        exported = (Path(path) / "openvino_model.xml").is_file()
+
+    def job(path: Path) -> tuple[str, Callable[[], float | None]]:
         entry = f"{Path(path).resolve()}|{_weights_stamp(Path(path))}|{held_ids}|{max_length}"
-        if exported:
-            entry += f"|{device}|{json.dumps(properties or {}, sort_keys=True, default=str)}"
-        if entry not in cache:
-            cache[entry] = round(openvino_agreement(path, held, max_length, device, properties) if exported
-                                 else agreement(path, held, max_length=max_length), 4)
-            write_json(cache_path, cache)
-        measured[str(key)] = cache[entry]
-    return measured
+        if (Path(path) / "openvino_model.xml").is_file():
+            return (f"{entry}|{_settings_key(device, properties)}",
+                    lambda: round(openvino_agreement(path, held, max_length, device, properties), 4))
+        return entry, lambda: round(agreement(path, held, max_length=max_length), 4)
+
+    return _cached_figures(data, {str(key): job(path) for key, path in checkpoints.items()})
 
 
 def held_out_acceptance(target_dir: Path, drafts: dict[ModelKey, Path], plan: HealingPlan, data: Path, k: int,
                         max_new_tokens: int, device: str = "CPU", properties: dict[str, Any] | None = None,
-                        progress: bool = True) -> dict[str, float]:
+                        progress: bool = True) -> dict[str, float | None]:
     """Speculative acceptance of each OpenVINO draft with the target at `k`, greedy, on the held-out prompts: accepted
     over drafted tokens, summed over the prompts (OpenVINO GenAI's own counts).
 
     The benchmark steps measure acceptance on a handful of prompts; these are the same prompts the held-out agreement
     uses, more of them, never trained on. Greedy acceptance does not depend on timing, so it is measured once per
     draft and stored beside the data (keyed like the agreement)."""
-    from tqdm.auto import tqdm
-
-    from .benchmark import measure
-    from .distill import read_distillation_data, split_held_out
+    from .benchmark import measure, pooled_acceptance
     from .generation import generation_config, load_pipeline
 
-    _, held = split_held_out(read_distillation_data(data), held_out_share(plan))
+    held, held_ids = _held_out(plan, data)
     if not held:
         return {}
-    held_ids = hashlib.sha256(",".join(sorted(str(r["id"]) for r in held)).encode()).hexdigest()[:16]
     context = (f"acceptance|{Path(target_dir).resolve()}|{_weights_stamp(Path(target_dir))}|{held_ids}|k={k}|"
-               f"{max_new_tokens}|{device}|{json.dumps(properties or {}, sort_keys=True, default=str)}")
-    cache_path = data.with_name(AGREEMENT_CACHE)
-    cache = read_json(cache_path) or {}
+               f"{max_new_tokens}|{_settings_key(device, properties)}")
     config = generation_config(max_new_tokens, num_assistant_tokens=k)
-    measured = {}
-    for key, path in tqdm(list(drafts.items()), desc=f"held-out acceptance k={k}", disable=not progress, leave=False):
-        entry = f"{context}|{Path(path).resolve()}|{_weights_stamp(Path(path))}"
-        if entry not in cache:
+
+    def job(path: Path) -> tuple[str, Callable[[], float | None]]:
+        def run() -> float | None:
             pipe = load_pipeline(target_dir, device, draft_dir=path, **(properties or {}))
-            runs = [measure(pipe, record["chat_prompt"], config) for record in held]
-            del pipe
-            drafted = sum(r.draft_tokens or 0 for r in runs)
-            cache[entry] = round(sum(r.accepted_tokens or 0 for r in runs) / drafted, 4) if drafted else None
-            write_json(cache_path, cache)
-        measured[str(key)] = cache[entry]
-    return measured
+            rate = pooled_acceptance([measure(pipe, record["chat_prompt"], config) for record in held])
+            return None if rate is None else round(rate, 4)
+
+        return f"{context}|{Path(path).resolve()}|{_weights_stamp(Path(path))}", run
+
+    return _cached_figures(data, {str(key): job(path) for key, path in drafts.items()},
+                           f"held-out acceptance k={k}" if progress else "")
 
 
 def calibration_texts(data: Path, count: int = CALIBRATION_TEXTS) -> list[str]:

@@ -86,8 +86,9 @@ def openvino_agreement(model_dir: str | Path, records: Sequence[dict[str, Any]],
     """`distill.agreement` for an OpenVINO export: the share of the target's answer tokens that the exported model
     predicts as its top-1 under teacher forcing, one forward pass per record.
 
-    Beside the Hugging Face checkpoint's figure it shows what the export (int4/int8 weights, a trimmed head) keeps of
-    a draft's agreement, apart from free-running effects that only acceptance sees."""
+    Beside the Hugging Face checkpoint's figure it shows what the export (int4/int8 weights) keeps of a draft's
+    agreement, apart from free-running effects that only acceptance sees. A trimmed head's graph returns the last
+    position only and is refused."""
     from transformers import AutoTokenizer
 
     from .distill import build_examples
