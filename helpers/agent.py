@@ -21,7 +21,7 @@ from smolagents.utils import AgentGenerationError, AgentMaxStepsError
 from .agent_executor import AUTHORIZED_MODULES, CODE_MEMORY_LIMIT_MB, CODE_TIME_LIMIT_S, ContainedPythonExecutor
 from .agent_model import ModelCall, OpenVINOGenAIModel
 from .agent_tools import SlideDeckTool
-from .benchmark import BenchmarkResult, RunRecord, machine_description, median, quartiles
+from .benchmark import BenchmarkResult, RunRecord, machine_description, median, pooled_acceptance, quartiles
 from .devices import peak_rss_mb
 from .errors import AgentStoppedError, ConfigError, TutorialError
 from .fsutil import write_json
@@ -131,11 +131,6 @@ def _short(value: Any, limit: int = 300, keep_end: bool = False) -> str:
     return "…" + text[-(limit - 1):] if keep_end else text[: limit - 1] + "…"
 
 
-def _share(accepted: Sequence[ModelCall]) -> float | None:
-    drafted = sum(c.run.draft_tokens or 0 for c in accepted)
-    return sum(c.run.accepted_tokens or 0 for c in accepted) / drafted if drafted else None
-
-
 def _throughput(calls: Sequence[ModelCall]) -> float | None:
     """Tokens per second over several calls, each weighted by its tokens (OpenVINO GenAI's throughput per call)."""
     timed = [c.run for c in calls if c.run.throughput_tps > 0]
@@ -184,7 +179,7 @@ class AgentRun:
             generate_ms=generate_ms,
             input_tokens=sum(r.input_tokens for r in runs),
             generated_tokens=generated,
-            acceptance_rate=(sum(r.accepted_tokens or 0 for r in runs) / drafted) if drafted else None,
+            acceptance_rate=pooled_acceptance(runs),
             accepted_tokens=sum(r.accepted_tokens or 0 for r in runs) if drafted else None,
             draft_tokens=drafted or None,
             draft_to_main_ratio=median(ratios),
@@ -250,7 +245,7 @@ def run_agent(agent: CodeAgent, task: str = BLOG_TASK, label: str | None = None,
             "ttft_ms": sum(c.run.ttft_ms for c in calls),  # prefill of the re-sent conversation (cache hits are fast)
             "input_tokens": usage.input_tokens if usage else None,
             "output_tokens": usage.output_tokens if usage else None,
-            "acceptance_rate": _share(calls),
+            "acceptance_rate": pooled_acceptance(c.run for c in calls),
             "tokens_per_s": _throughput(calls),
             "error": _short(f"{type(error).__name__}: {error}" if error else "", 1000, keep_end=True),
             "code": _short(getattr(memory_step, "code_action", None)),
