@@ -18,6 +18,7 @@ from .errors import ConfigError
 
 KV_CACHE_PRECISIONS = ("u8", "u4", "f16", "bf16", "f32")
 LOOKUP_SWEEP_STEP = "agent-lookup-sweep"  # the suite step that varies prompt lookup (its result file's name)
+WARM_STEP = "agent-warm"  # the suite step whose pipelines served another task first (its result file's name)
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,14 @@ def lookup_sweep_setups(lookup_k: int = 5) -> list[AgentSetup]:
             AgentSetup(f"prompt lookup k={more}", prompt_lookup=True, num_assistant_tokens=more),
             *(AgentSetup(f"prompt lookup k={lookup_k}, n-gram {n}", prompt_lookup=True, num_assistant_tokens=lookup_k,
                          max_ngram_size=n) for n in (2, 5))]
+
+
+def warm_setups(k: int = 3, lookup_k: int = 5) -> list[AgentSetup]:
+    """The speculative levers again for the suite's agent-warm step, where every pipeline has served another task
+    before the timed one (its system prompt is in the prefix cache): does the lever's gain grow once the first prefill
+    is gone?"""
+    return [AgentSetup(f"prompt lookup k={lookup_k}", prompt_lookup=True, num_assistant_tokens=lookup_k),
+            AgentSetup(f"draft k={k}", draft=True, num_assistant_tokens=k)]
 
 
 def preset_model_setups(recorded: dict[str, dict[str, Any]]) -> dict[str, AgentSetup]:

@@ -17,7 +17,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .agent_levers import LOOKUP_SWEEP_STEP, AgentSetup, combined_setups, lever_setups, lookup_sweep_setups
+from .agent_levers import (
+    LOOKUP_SWEEP_STEP,
+    WARM_STEP,
+    AgentSetup,
+    combined_setups,
+    lever_setups,
+    lookup_sweep_setups,
+    warm_setups,
+)
 from .benchmark import BenchmarkResult, Candidate
 from .errors import ConfigError
 from .paths import PathLike
@@ -30,7 +38,7 @@ from .settings import BENCH, REPO_ROOT, SUITE
 REFERENCE = "target int4 alone"
 REFERENCE_MODEL = ModelKey("target", "int4")
 UNPRUNED_DRAFT = ModelKey("draft", "int4")  # the control every pruned draft is compared with
-AGENT_STEPS = ("agent", LOOKUP_SWEEP_STEP)  # steps of the whole agent task (their own summary section)
+AGENT_STEPS = ("agent", LOOKUP_SWEEP_STEP, WARM_STEP)  # steps of the whole agent task (their own summary section)
 CONFIDENCE_THRESHOLD = SUITE.confidence_threshold
 SUITE_VERSION = 3  # bump when the meaning of a step changes, so old JSONs are not mixed with new ones
 SUMMARY_COLUMNS = ("step", "label", "runs", "tpot_ms", "throughput_tps", "ttft_ms", "acceptance_rate", "acceptance_pooled",
@@ -67,6 +75,7 @@ class SuiteStep:
     purpose: str
     runs: tuple[RunSpec, ...]
     kind: str = "bench"  # "bench": single prompts through run_interleaved; "agent": the slide-deck agent task
+    earlier_task: bool = False  # agent steps: each run's pipeline first serves another task (its prefix cache warm)
 
     @property
     def uses_pruned(self) -> bool:
@@ -155,23 +164,30 @@ def default_steps(ks: tuple[int, ...], lookup_ks: tuple[int, ...], draft_formats
             steps.append(SuiteStep("lm-head-int4", "drafts with embeddings and lm_head compressed to int4 too (NNCF "
                                    "all_layers)", tuple(runs)))
     if agent:
-        unpruned = ModelKey("draft", "int4")
         lookup_k = lookup_ks[0] if lookup_ks else SUITE.lookup_tokens[0]
-        runs = [RunSpec(f"agent: {s.label}", "int4", "draft" if s.draft else "lookup" if s.prompt_lookup else "alone",
-                        s.num_assistant_tokens,
-                        unpruned if s.draft else None, s.assistant_confidence_threshold, agent=s)
-                for s in [*lever_setups(pruned_k, lookup_k)[1:], *combined_setups(pruned_k, lookup_k)]]
-        for draft in agent_drafts(plan):
-            setup = AgentSetup(f"{draft.variant} int4 draft k={pruned_k}", draft=True, num_assistant_tokens=pruned_k)
-            runs.append(RunSpec(f"agent: {setup.label}", "int4", "draft", pruned_k, draft, agent=setup))
+        worked_on = [agent_run(AgentSetup(f"{draft.variant} int4 draft k={pruned_k}", draft=True,
+                                          num_assistant_tokens=pruned_k), draft) for draft in agent_drafts(plan)]
+        runs = [agent_run(s) for s in [*lever_setups(pruned_k, lookup_k)[1:], *combined_setups(pruned_k, lookup_k)]]
+        runs += worked_on
         steps.append(SuiteStep("agent", "the smolagents slide-deck task (web or offline search, python-pptx): the int4 "
                                "target with OpenVINO GenAI's defaults, then every speed lever alone and combined; a "
                                "different task per repeat, a fresh pipeline per run", tuple(runs), kind="agent"))
-        sweep = [RunSpec(f"agent: {s.label}", "int4", "lookup", s.num_assistant_tokens, agent=s)
-                 for s in lookup_sweep_setups(lookup_k)]
+        sweep = [agent_run(s) for s in lookup_sweep_setups(lookup_k)]
         steps.append(SuiteStep(LOOKUP_SWEEP_STEP, f"the agent task again with prompt lookup around k={lookup_k}: fewer and "
                                "more tokens per guess, shorter and longer n-grams", tuple(sweep), kind="agent"))
+        warm = [*(agent_run(s) for s in warm_setups(pruned_k, lookup_k)), *worked_on[-1:]]
+        steps.append(SuiteStep(WARM_STEP, "the agent task with every pipeline (the reference's too) having served a "
+                               "different task first, untimed: the system prompt and tool descriptions are in its "
+                               "prefix cache, as in an agent process that keeps its pipeline between tasks",
+                               tuple(warm), kind="agent", earlier_task=True))
     return steps
+
+
+def agent_run(setup: AgentSetup, draft: ModelKey | None = None) -> RunSpec:
+    """An agent step's configuration: the int4 target with `setup`'s levers (the unpruned int4 draft unless `draft`)."""
+    mode = "draft" if setup.draft else "lookup" if setup.prompt_lookup else "alone"
+    return RunSpec(f"agent: {setup.label}", "int4", mode, setup.num_assistant_tokens,
+                   (draft or UNPRUNED_DRAFT) if setup.draft else None, setup.assistant_confidence_threshold, agent=setup)
 
 
 def agent_drafts(plan: HealingPlan | None) -> list[ModelKey]:
@@ -196,6 +212,8 @@ def selected_steps(settings: SuiteSettings) -> list[SuiteStep]:
 
 def step_signature(step: SuiteStep, settings: SuiteSettings) -> dict[str, Any]:
     """What must match for an existing result to count as this step's result."""
+    from .agent import EARLIER_TASK
+
     prompts = hashlib.sha256(json.dumps([[p.id, p.text] for p in settings.prompts]).encode()).hexdigest()[:16]
     return {
         "suite_version": SUITE_VERSION, "step": step.name, "preset": settings.preset.name,
@@ -207,7 +225,8 @@ def step_signature(step: SuiteStep, settings: SuiteSettings) -> dict[str, Any]:
         **({"agent": {"repeats": settings.agent_repeats, "max_steps": settings.agent_max_steps,
                       "max_new_tokens": settings.agent_max_new_tokens, "search": settings.agent_search,
                       "tasks": agent_tasks(settings),
-                      "setups": {r.label: r.agent.describe() for r in step.runs if r.agent}}}
+                      "setups": {r.label: r.agent.describe() for r in step.runs if r.agent},
+                      **({"earlier_task": EARLIER_TASK} if step.earlier_task else {})}}
            if step.kind == "agent" else {}),
     }
 
@@ -420,7 +439,7 @@ def run_agent_step(step: SuiteStep, settings: SuiteSettings, models: dict[ModelK
     decks go next to the JSON."""
     from functools import partial
 
-    from .agent import LazyModel, compare_agents
+    from .agent import EARLIER_TASK, LazyModel, compare_agents
     from .agent_levers import load_agent_model
     from .agent_tools import choose_search_tool, default_tools
 
@@ -435,9 +454,12 @@ def run_agent_step(step: SuiteStep, settings: SuiteSettings, models: dict[ModelK
                                              max_new_tokens=settings.agent_max_new_tokens))
               for target, draft, setup in setups]
     comparison = compare_agents(agents, agent_tasks(settings), lambda: default_tools(decks, search),
-                                repeats=settings.agent_repeats, max_steps=settings.agent_max_steps)
+                                repeats=settings.agent_repeats, max_steps=settings.agent_max_steps,
+                                earlier_task=EARLIER_TASK if step.earlier_task else None)
+    pipelines = ("a fresh pipeline per run that first served another task, untimed (system prompt and tools cached)"
+                 if step.earlier_task else "a fresh pipeline per run: no prefix cache carries over")
     comparison.result.settings["suite"] = {**suite_record(step, settings, models, command), "search": search.message,
-                                           "pipelines": "a fresh pipeline per run: no prefix cache carries over"}
+                                           "pipelines": pipelines}
     comparison.to_json(result_path(step, settings))
     return comparison.result
 

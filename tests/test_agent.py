@@ -1,4 +1,5 @@
 import json
+import os
 import time
 from types import SimpleNamespace
 
@@ -358,3 +359,38 @@ def test_cli_agent_writes_a_run_log(tiny_models, tmp_path, capsys):
     assert "offline notes" in out and "run log:" in out
     log = json.loads(next(tmp_path.glob("run-*.json")).read_text())
     assert log["settings"]["preset"] == "tiny" and log["steps"][0]["input_tokens"] > 0
+
+
+def test_an_earlier_task_leaves_only_the_shared_prefix_in_the_cache(sd_model, tiny_models, tmp_path):
+    prompts: list[str] = []
+    loaded = []
+
+    def load():
+        model = agent_model.OpenVINOGenAIModel.from_folders(tiny_models.target, "CPU", max_new_tokens=8)
+        render = model.render_prompt
+        model.render_prompt = lambda *a, **k: prompts.append(render(*a, **k)) or prompts[-1]
+        loaded.append(model)
+        return model
+
+    sd_model.max_new_tokens = 8
+    task, earlier = agent.AGENT_TASKS[1], agent.EARLIER_TASK
+    comparison = agent.compare_agents([agent.LazyModel("warm target", load), sd_model], task,
+                                      lambda: agent_tools.default_tools(tmp_path, agent_tools.choose_search_tool("offline")),
+                                      repeats=1, max_steps=1, progress=False, earlier_task=earlier)
+    served = next(p for p in prompts if earlier in p)
+    timed = next(p for p in prompts if task in p)
+    assert prompts.index(served) < prompts.index(timed) and task not in served
+    shared = os.path.commonprefix([served, timed])
+    assert agent.AGENT_INSTRUCTIONS in shared and "make_slide_deck" in shared, "system prompt and tools are shared"
+    assert earlier not in timed
+    run = next(r for r in comparison.runs if r.label == "warm target")
+    assert len(loaded[0].calls) == len(run.calls) >= 1, "the served call is not part of the timed run"
+    assert comparison.result.settings["earlier task"] == earlier
+    assert comparison.result.settings["models"]["warm target"]["earlier task served"] is True
+
+
+def test_the_earlier_task_must_differ_from_the_measured_ones():
+    never = [agent.LazyModel(label, lambda: pytest.fail("nothing loads before the settings are checked"))
+             for label in ("a", "b")]
+    with pytest.raises(ConfigError, match="must differ"):
+        agent.compare_agents(never, agent.BLOG_TASK, lambda: [], earlier_task=f" {agent.BLOG_TASK} ")

@@ -87,9 +87,9 @@ def test_pruned_drafts_and_agent_steps(tiny_models, tmp_path):
     plan = HealingPlan(depths=(1,), prompts=4, max_new_tokens=12, heal=heal, repair=True, head_tokens=(1024,))
     settings = tiny_settings(tmp_path, plan=plan, pruned_k=2, ks=(2, 3), agent=True, agent_repeats=1,
                              agent_max_steps=1, agent_max_new_tokens=24, agent_search="offline",
-                             steps=("pruned-drafts", "pruned-drafts-sweep", "lm-head-int4", "agent"))
+                             steps=("pruned-drafts", "pruned-drafts-sweep", "lm-head-int4", "agent", suite.WARM_STEP))
     actions = suite.run_suite(settings, command="suite with pruning", progress=False)
-    assert [a["action"] for a in actions] == ["measured"] * 4
+    assert [a["action"] for a in actions] == ["measured"] * 5
 
     pruned = json.loads((tmp_path / "pruned-drafts.json").read_text())
     labels = [row["label"] for row in pruned["summary"]]
@@ -137,7 +137,12 @@ def test_pruned_drafts_and_agent_steps(tiny_models, tmp_path):
     assert agent_labels[-2:] == ["agent: head1k int4 draft k=2", "agent: pruned1-replaceme-healed-head1k int4 draft k=2"]
     assert len(agent["agent_runs"]) == len(agent_labels) and all(r["steps"] for r in agent["agent_runs"])
     assert {row["work"] for row in agent["agent_work"]} <= {"search", "slides", "answer", "code", "none"}
+    warm = json.loads((tmp_path / f"{suite.WARM_STEP}.json").read_text())
+    assert "served another task" in warm["settings"]["suite"]["pipelines"] and warm["settings"]["earlier task"]
+    assert all(model["earlier task served"] for model in warm["settings"]["models"].values())
+    assert "no prefix cache" in agent["settings"]["suite"]["pipelines"]
     summary = (tmp_path / "summary.md").read_text()
+    assert "agent: pruned1-replaceme-healed-head1k int4 draft k=2" in summary.split(suite.WARM_STEP, 1)[1]
     assert "## Agent task" in summary and "decks_written" in summary and "pruned1-replaceme-healed int4-all" in summary
     assert "## Pruned drafts: repair and healing" in summary and "replaceme-healed" in summary
     assert "through each OpenVINO draft export" in summary
@@ -150,11 +155,29 @@ def test_cli_plans_pruning_and_agent_steps(tmp_path, capsys):
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "pruned-drafts" in out and "lm-head-int4" in out and "agent" in out and "agent-lookup-sweep" in out
+    assert "| agent-warm | todo |" in out
     assert main([*args[:-1], "--no-agent", "--list"]) == 0
     assert "| agent" not in capsys.readouterr().out  # neither agent step
     with pytest.raises(SystemExit) as refused:
         main(["suite", "--preset", "tiny", "--prune-depths", "0", "--list"])
     assert refused.value.code == 2 and "must be at least 1" in capsys.readouterr().err
+
+
+def test_the_warm_agent_step_serves_another_task_first_and_says_so(tmp_path):
+    from helpers.agent import AGENT_TASKS, EARLIER_TASK
+    from helpers.pruned_drafts import HealingPlan
+
+    settings = tiny_settings(tmp_path, plan=HealingPlan(depths=(1,), repair=True, head_tokens=(1024,)), agent=True)
+    steps = {step.name: step for step in settings.steps_planned()}
+    warm = steps[suite.WARM_STEP]
+    assert warm.kind == "agent" and warm.earlier_task and not steps["agent"].earlier_task
+    assert [run.label for run in warm.runs] == ["agent: prompt lookup k=3", "agent: draft k=3",
+                                                "agent: pruned1-replaceme-healed-head1k int4 draft k=3"]
+    assert warm.runs[1].draft == suite.UNPRUNED_DRAFT and warm.runs[2].draft.pruned == 1
+    assert EARLIER_TASK not in AGENT_TASKS
+    signature = suite.step_signature(warm, settings)
+    assert signature["agent"]["earlier_task"] == EARLIER_TASK
+    assert "earlier_task" not in suite.step_signature(steps["agent"], settings)["agent"], "older results still match"
 
 
 def test_held_out_agreement_is_measured_once_per_checkpoint(tmp_path, monkeypatch):
