@@ -360,6 +360,17 @@ def test_cli_agent_writes_a_run_log(tiny_models, tmp_path, capsys):
     assert log["settings"]["preset"] == "tiny" and log["steps"][0]["input_tokens"] > 0
 
 
+def test_cli_agent_runs_several_tasks_on_one_pipeline(tiny_models, tmp_path, capsys):
+    assert main(["agent", "--preset", "tiny", "--max-steps", "1", "--max-new-tokens", "8", "--search", "offline",
+                 "--quiet", "--no-draft", "--output-dir", str(tmp_path), "--task", "First deck", "--task",
+                 "Second deck"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("model setup:") == 1, "one pipeline for both tasks"
+    assert "task 1 of 2: First deck" in out and "task 2 of 2 (same pipeline" in out
+    logs = [json.loads(path.read_text()) for path in tmp_path.glob("run-*.json")]
+    assert sorted(log["task"] for log in logs) == ["First deck", "Second deck"]
+
+
 def test_an_earlier_task_leaves_only_the_shared_prefix_in_the_cache(sd_model, tiny_models, tmp_path):
     prompts: list[str] = []
     loaded = []

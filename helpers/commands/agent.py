@@ -7,6 +7,7 @@ import time
 import uuid
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from ..agent_levers import KV_CACHE_PRECISIONS, AgentSetup, default_setup
 from ..settings import AGENT, BLOG_TASK, TINY_PRESET
@@ -20,11 +21,10 @@ LEVER_OPTIONS = ("num_assistant_tokens", "assistant_confidence_threshold", "pref
 
 def cmd_agent(args: argparse.Namespace) -> int:
     # smolagents takes seconds to import: only this command loads it
-    from ..agent import OUTPUT_NAME, build_agent, print_thinking, run_agent
+    from ..agent import OUTPUT_NAME, print_thinking
     from ..agent_levers import load_agent_model
-    from ..agent_tools import choose_search_tool, default_tools
+    from ..agent_tools import choose_search_tool
     from ..conversion import prepare_preset
-    from ..errors import AgentStoppedError
     from ..paths import outputs_dir
     from ..presets import get_preset
 
@@ -45,16 +45,32 @@ def cmd_agent(args: argparse.Namespace) -> int:
     )
     if tiny:
         print("Note: the tiny preset's model writes gibberish: expect nonsense steps and no deck (use a real preset).")
+    tasks = args.task or [BLOG_TASK]
+    for number, task in enumerate(tasks, 1):
+        if len(tasks) > 1:
+            kept = " (same pipeline: what the tasks share, the system prompt and tools, is in its prefix cache)"
+            print(f"\ntask {number} of {len(tasks)}{kept if number > 1 else ''}: {task}")
+        run_one_task(model, task, args, output_dir, search, {"preset": preset.name, "device": device,
+                                                             "search": search.message, "setup": setup.describe()})
+    return 0
+
+
+def run_one_task(model: Any, task: str, args: argparse.Namespace, output_dir: Path, search: Any,
+                 settings: dict[str, Any]) -> None:
+    """One task with fresh tools and a fresh agent on the loaded `model`; prints its steps and writes its run log."""
+    from ..agent import build_agent, run_agent
+    from ..agent_tools import default_tools
+    from ..errors import AgentStoppedError
+
     agent = build_agent(model, default_tools(output_dir, search), max_steps=args.max_steps, stream=not args.quiet,
                         verbosity=0 if args.quiet else 1)
     log_path = output_dir / f"run-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}.json"
     try:
-        run = run_agent(agent, args.task)
+        run = run_agent(agent, task)
     except AgentStoppedError as exc:  # keep the log of what it did, then say why it stopped
-        exc.run.settings.update({"preset": preset.name, "device": device, "search": search.message,
-                                 "setup": setup.describe()})
+        exc.run.settings.update(settings)
         raise AgentStoppedError(f"{exc} The run log is kept: {exc.run.to_json(log_path)}") from exc
-    run.settings.update({"preset": preset.name, "device": device, "search": search.message, "setup": setup.describe()})
+    run.settings.update(settings)
     log = run.to_json(log_path)
     print(markdown_table(run.steps, ["step", "kind", "seconds", "input_tokens", "output_tokens", "acceptance_rate",
                                      "tokens_per_s", "error"]))
@@ -62,7 +78,6 @@ def cmd_agent(args: argparse.Namespace) -> int:
     print("deck: " + (", ".join(str(p) for p in run.decks) if run.decks else "none written (the model never called "
                                                                              "make_slide_deck successfully)"))
     print(f"run log: {log}")
-    return 0
 
 
 def agent_setup(args: argparse.Namespace, device: str) -> AgentSetup:
@@ -90,9 +105,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "--no-draft): it searches (web, or offline notes when there is no internet), then writes a "
                     "python-pptx deck through the validated slide tool. Prints per-step times and acceptance.",
                     ["--preset qwen2.5-coder-1.5b-offline --search offline",
+                     "--preset qwen2.5-coder-1.5b-offline --task 'Slides on Qwen3 sizes' --task 'Slides on Qwen3 modes'",
                      "--preset tiny --max-steps 1 --quiet --no-draft"],
                     parents=[model_options(target=False)])
-    p.add_argument("--task", default=BLOG_TASK, help="what to ask the agent (default: the blog's task)")
+    p.add_argument("--task", action="append", help="what to ask the agent (default: the blog's task); repeat it for "
+                   "several tasks on one pipeline: the later ones find the system prompt in its prefix cache")
     p.add_argument("--max-steps", type=positive_int, default=AGENT.max_steps, help="agent steps before it must answer")
     p.add_argument("--max-new-tokens", type=positive_int, default=None,
                    help=f"per model call (default: {AGENT.tiny_max_new_tokens} on tiny, else {AGENT.max_new_tokens})")
