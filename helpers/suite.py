@@ -324,11 +324,29 @@ def write_healing_record(settings: SuiteSettings, drafts: list[Any], exports: li
 
     made = read_json(work_folder(settings.preset, settings.workdir) / "pruned-drafts.json") or {}
     rows = [{k: v for k, v in d.row().items() if k != "openvino"} for d in drafts]
+    exports = exports or []
+    plan = settings.plan.describe() if settings.plan else None
     path = settings.folder / HEALING_RECORD
-    write_json(path, {"plan": settings.plan.describe() if settings.plan else None, "drafts": rows,
+    earlier = read_json(path) or {}
+    if plan and same_recipe(earlier.get("plan"), plan):  # other depths, same data and recipe: keep their rows
+        depths = {row.get("depth") for row in rows}
+        kept = [row for row in earlier.get("drafts") or [] if row.get("depth") not in depths]
+        names = {export["draft"] for export in exports}
+        exports = sorted([*exports, *(e for e in earlier.get("export held-out agreement") or []
+                                      if e.get("draft") not in names)], key=lambda e: str(e.get("draft")))
+        rows = sorted([*rows, *kept], key=lambda row: row.get("depth") or 0)
+        plan = {**plan, "depths": sorted({row.get("depth") for row in rows if row.get("depth")})}
+    write_json(path, {"plan": plan, "drafts": rows,
                       "unpruned held-out agreement": made.get("unpruned held-out agreement"),
-                      "held-out share": made.get("held-out share"), "export held-out agreement": exports or []})
+                      "held-out share": made.get("held-out share"), "export held-out agreement": exports})
     return path
+
+
+def same_recipe(recorded: Any, plan: dict[str, Any]) -> bool:
+    """Whether a recorded healing plan differs from `plan` at most in its depths (same data, repair, healing)."""
+    if not isinstance(recorded, dict):
+        return False
+    return {k: v for k, v in recorded.items() if k != "depths"} == {k: v for k, v in plan.items() if k != "depths"}
 
 
 def healing_section(folder: Path) -> str:

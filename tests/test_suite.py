@@ -180,6 +180,27 @@ def test_the_warm_agent_step_serves_another_task_first_and_says_so(tmp_path):
     assert "earlier_task" not in suite.step_signature(steps["agent"], settings)["agent"], "older results still match"
 
 
+def test_the_healing_record_keeps_other_depths_of_the_same_recipe(tmp_path):
+    from types import SimpleNamespace
+
+    from helpers.pruned_drafts import HealingPlan
+
+    def record(depth: int, **plan_changes) -> dict:
+        settings = tiny_settings(tmp_path, plan=HealingPlan(depths=(depth,), repair=True, **plan_changes),
+                                 workdir=tmp_path / "work")
+        draft = SimpleNamespace(row=lambda: {"depth": depth, "held-out agreement": {f"draft pruned{depth}": 0.5}})
+        export = {"draft": f"draft pruned{depth} int4", "acceptance k=3": 0.4}
+        return json.loads(suite.write_healing_record(settings, [draft], [export]).read_text())
+
+    record(4)
+    merged = record(8)
+    assert [row["depth"] for row in merged["drafts"]] == [4, 8] and merged["plan"]["depths"] == [4, 8]
+    assert [e["draft"] for e in merged["export held-out agreement"]] == ["draft pruned4 int4", "draft pruned8 int4"]
+    assert [row["depth"] for row in record(8)["drafts"]] == [4, 8], "measuring a depth again replaces its row"
+    other = record(8, prompts=7)  # other data: the earlier depths do not belong to this recipe
+    assert [row["depth"] for row in other["drafts"]] == [8] and len(other["export held-out agreement"]) == 1
+
+
 def test_held_out_agreement_is_measured_once_per_checkpoint(tmp_path, monkeypatch):
     """A rerun that reuses a checkpoint reads its agreement back; a rewritten checkpoint is measured again."""
     import os
