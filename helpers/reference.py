@@ -165,7 +165,9 @@ def agent_reference(preset: str = REFERENCE_PRESET, archive: str | None = None, 
     suite = data.get("settings", {}).get("suite", {})
     name = suite.get("signature", {}).get("preset", preset)
     where = f" (archived run {archive})" if archive else ""
-    caption = (f"Real pair ({name}){where}, the suite's agent step against {data.get('baseline')!r}, on "
+    step = suite.get("signature", {}).get("step", "agent")
+    pipelines = f" ({suite['pipelines']})" if suite.get("pipelines") else ""
+    caption = (f"Real pair ({name}){where}, the suite's {step} step{pipelines} against {data.get('baseline')!r}, on "
                f"{_machine_words(data.get('machine', {}))}: `{suite.get('command', '?')}`")
     setups = suite.get("signature", {}).get("agent", {}).get("setups") or {}
     source = str(path.resolve().relative_to(REPO_ROOT)) if path.resolve().is_relative_to(REPO_ROOT) else str(path)
