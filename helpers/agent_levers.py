@@ -172,9 +172,11 @@ def default_setup(device: str, k: int = 3, results: str | Path | Sequence[str | 
         paths = [agent_path(), agent_path(step=LOOKUP_SWEEP_STEP)]
     else:
         paths = [Path(results)] if isinstance(results, (str, Path)) else [Path(p) for p in results]
-    timed = []
-    for found in (agent_reference(path=path) for path in paths):
+    timed, damaged = [], []
+    for path in paths:
+        found = agent_reference(path=path)
         if not found.measured or not found.setups:
+            damaged += [str(path)] if path.is_file() else []
             continue
         decks: dict[str, int] = {}
         for run in found.runs:
@@ -184,6 +186,9 @@ def default_setup(device: str, k: int = 3, results: str | Path | Sequence[str | 
                   for row in found.rows if row["label"].removeprefix("agent: ") in candidates
                   and row.get("task_speedup") and decks.get(row["label"], 0) >= decks.get(found.reference or "", 0)]
     if not timed:
+        if damaged:
+            return AgentSetup(), (f"OpenVINO GenAI's defaults: {', '.join(damaged)} cannot be read as agent results "
+                                  "(restore with `git checkout -- <file>`, or measure again with the suite)")
         return AgentSetup(), "OpenVINO GenAI's defaults: the suite's agent step has not measured the levers yet"
     speedup, row, setup, where = max(timed, key=lambda t: t[0])
     if speedup <= 1.0:

@@ -160,8 +160,10 @@ def agent_reference(preset: str = REFERENCE_PRESET, archive: str | None = None, 
     path = Path(path) if path is not None else agent_path(preset, archive)
     data = read_json(path)
     if not data or not data.get("agent_summary"):
-        return AgentReference([], [], f"Real pair ({preset}), agent step: not measured yet (run `python "
-                                      f"benchmarks/run_suite.py --preset {preset} --steps agent`).")
+        state = (f"{path} is there but unreadable or not a suite result (restore it with `git checkout -- {path}` or "
+                 "measure again" if path.is_file() else "not measured yet (run")
+        return AgentReference([], [], f"Real pair ({preset}), agent step: {state} `python "
+                                      f"benchmarks/run_suite.py --preset {preset} --steps {path.stem}`).")
     suite = data.get("settings", {}).get("suite", {})
     name = suite.get("signature", {}).get("preset", preset)
     where = f" (archived run {archive})" if archive else ""

@@ -98,6 +98,10 @@ def test_the_cpu_default_is_the_fastest_measured_lever_that_wrote_every_deck(tmp
     assert setup == AgentSetup() and "no lever was faster" in reason
     setup, reason = default_setup("CPU", results=tmp_path / "missing.json")
     assert setup == AgentSetup() and "not measured the levers yet" in reason
+    damaged = tmp_path / "damaged.json"
+    damaged.write_text("{not json")
+    setup, reason = default_setup("CPU", results=damaged)
+    assert setup == AgentSetup() and str(damaged) in reason and "cannot be read" in reason
 
     # several agent steps (the lever sweep and the prompt-lookup sweep): the fastest row of any of them
     from helpers.agent_levers import lookup_sweep_setups

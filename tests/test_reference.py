@@ -106,6 +106,14 @@ def test_a_missing_result_says_not_measured_yet(tmp_path):
     assert "not measured yet" in found.caption and "--preset some-preset --steps agent" in found.caption
 
 
+def test_a_damaged_result_is_named_not_called_unmeasured(tmp_path):
+    path = tmp_path / "agent-warm.json"
+    path.write_text('{"agent_summary": [')  # cut off mid-write
+    found = agent_reference("some-preset", path=path)
+    assert not found.measured and "not measured yet" not in found.caption
+    assert str(path) in found.caption and "git checkout" in found.caption and "--steps agent-warm" in found.caption
+
+
 def test_a_recorded_agent_step_gives_rows_work_and_a_caption(tmp_path):
     path = tmp_path / "agent.json"
     path.write_text(json.dumps(AGENT_JSON))
