@@ -338,6 +338,18 @@ def ids_digest(token_ids: Sequence[int]) -> str:
     return hashlib.sha256(",".join(map(str, token_ids)).encode()).hexdigest()[:16]
 
 
+def recipe_digest(heal: HealConfig) -> str:
+    """A short digest of a healing recipe: it names the recipe's checkpoint and exports."""
+    return hashlib.sha256(json.dumps(asdict(heal), sort_keys=True).encode()).hexdigest()[:8]
+
+
+def export_folder(folder: Path, key: ModelKey, plan: HealingPlan) -> Path:
+    """Where a variant's OpenVINO export goes. A healed variant's folder carries its recipe's digest, as its checkpoint
+    does: another recipe then exports beside it instead of over it."""
+    healed = key.healed and plan.heal is not None
+    return folder / "openvino" / (f"{key.folder_name}-{recipe_digest(plan.heal)}" if healed else key.folder_name)
+
+
 def make_pruned_draft(preset: Preset, depth: int, plan: HealingPlan, data: Path, distances: AngularDistances,
                       formats: Sequence[WeightFormat], progress: bool = True, workdir: PathLike | None = None,
                       topk_path: Path | None = None) -> PrunedDraft:
@@ -365,8 +377,7 @@ def make_pruned_draft(preset: Preset, depth: int, plan: HealingPlan, data: Path,
     healed = None
     if plan.heal is not None:
         # one folder per healing recipe: another recipe heals anew beside it, and a killed run resumes its own
-        recipe = hashlib.sha256(json.dumps(asdict(plan.heal), sort_keys=True).encode()).hexdigest()[:8]
-        name = f"draft-pruned{depth}{'-replaceme' if plan.repair else ''}-healed-{recipe}"
+        name = f"draft-pruned{depth}{'-replaceme' if plan.repair else ''}-healed-{recipe_digest(plan.heal)}"
         # the cut: in the pruned draft, the first layer after the removed block has the block's old start index
         healed = heal(start, data, folder / name, plan.heal, progress=progress, topk_path=topk_path, cut=block.start)
         if healed.action == "stopped":
@@ -375,8 +386,7 @@ def make_pruned_draft(preset: Preset, depth: int, plan: HealingPlan, data: Path,
     keys = plan.variants(depth, formats[0].tag)
     keys += [replace(key, weights=w.tag) for key in keys if key.healed and not key.head_tokens for w in formats[1:]]
     by_tag = {w.tag: w for w in formats}
-    openvino = {key: export_variant(key, checkpoints[key.hf_variant], by_tag[key.weights],
-                                    folder / "openvino" / key.folder_name,
+    openvino = {key: export_variant(key, checkpoints[key.hf_variant], by_tag[key.weights], export_folder(folder, key, plan),
                                     head_token_ids(preset, key.head_tokens, data, workdir) if key.head_tokens else ())
                 for key in keys}
     return PrunedDraft(depth=depth, block=block, layers_left=distances.num_layers - depth, checkpoints=checkpoints,
@@ -393,7 +403,7 @@ def unpruned_variants(preset: Preset, plan: HealingPlan, data: Path, weights: We
 
     folder = work_folder(preset, workdir)
     source = Path(hf_source(preset.draft, workdir))
-    return {key: export_variant(key, source, weights, folder / "openvino" / key.folder_name,
+    return {key: export_variant(key, source, weights, export_folder(folder, key, plan),
                                 head_token_ids(preset, key.head_tokens, data, workdir))
             for key in plan.variants(0, weights.tag)}
 
