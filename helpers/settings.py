@@ -83,6 +83,9 @@ class BenchDefaults:
     warmup: int = 1
     assistant_tokens: tuple[int, ...] = (3, 5)  # k values for `bench`; the blog's notebook uses 3
     max_ngram_size: int = 3  # prompt lookup
+    reuse_answer_tokens: int = 300  # `prefix-reuse`: the answer a follow-up prompt must read back (an agent's slide code)
+    reuse_repeats: int = 2
+    reuse_lookup_tokens: int = 5  # prompt lookup's k there: the agent's measured CPU default
 
 
 @dataclass(frozen=True)

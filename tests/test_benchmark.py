@@ -109,3 +109,23 @@ def test_interleaved_rejects_bad_input(target_pipe):
 def test_harness_overhead_is_reported(target_pipe):
     overhead = harness_overhead(target_pipe, chat_prompt(target_pipe, "hi"), generation_config(8), repeats=3)
     assert overhead["overhead_lo"] <= overhead["overhead"] <= overhead["overhead_hi"]
+
+
+def test_prefix_reuse_times_a_follow_up_against_a_control_for_each_mode(tiny_models, tmp_path, capsys):
+    from helpers.commands import main
+    from helpers.prefix_reuse import ReuseRun, prefilled_again
+
+    path = tmp_path / "reuse.json"
+    assert main(["prefix-reuse", "--preset", "tiny", "--answer-tokens", "24", "--repeats", "1", "--json",
+                 str(path)]) == 0
+    assert "answer_prefilled_again" in capsys.readouterr().out
+    record = json.loads(path.read_text())
+    assert [row["mode"] for row in record["summary"]] == ["plain", "prompt lookup", "draft"]
+    for run in record["runs"]:  # the follow-up holds the answer, the control does not: more tokens, same first prompt
+        assert run["own_answer_prompt_tokens"] > run["control_prompt_tokens"] > 0 and run["answer_tokens"] >= 1
+    assert "python -m helpers prefix-reuse --preset tiny" in record["settings"]["command"]
+    # the share is in units of prefilling the answer anew: reused -> 0, read again -> 1
+    base = {"mode": "x", "repeat": 0, "first_prompt_tokens": 1000, "first_ttft_ms": 1000.0, "answer_tokens": 300,
+            "own_answer_prompt_tokens": 1320, "control_prompt_tokens": 1020, "control_ttft_ms": 20.0}
+    assert prefilled_again(ReuseRun(**base, own_answer_ttft_ms=20.0)) == 0.0
+    assert prefilled_again(ReuseRun(**base, own_answer_ttft_ms=320.0)) == pytest.approx(1.0)

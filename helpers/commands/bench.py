@@ -118,6 +118,26 @@ def cmd_breakdown(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_prefix_reuse(args: argparse.Namespace) -> int:
+    from ..fsutil import write_json
+    from ..prefix_reuse import measure_prefix_reuse, reuse_record
+
+    models = resolve_models(args)
+    device = resolve_device(args)
+    runs = measure_prefix_reuse(models.target, device, models.draft, answer_tokens=args.answer_tokens,
+                                repeats=args.repeats)
+    record = reuse_record(runs, {"target": str(models.target), "draft": str(models.draft) if models.draft else None,
+                                 "device": device, "answer_tokens": args.answer_tokens, "repeats": args.repeats,
+                                 "command": invocation(args.argv)})
+    print(markdown_table(record["summary"]))
+    print("answer_prefilled_again: the follow-up's extra prefill over the control's, in units of prefilling the "
+          "answer from scratch (0: the pipeline reused the KV of its own answer; 1: it read the answer again)")
+    if args.json:
+        write_json(Path(args.json), record)
+        print(f"wrote {args.json}")
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     from ..dynamic_quant import DEFAULT_GROUP_SIZES
 
@@ -168,6 +188,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--forward-repeats", type=positive_int, default=20, help="repeats of the t(n) control")
     p.add_argument("--json", help="write settings, every run, the breakdowns and the control to this file")
     p.set_defaults(handler=cmd_breakdown)
+
+    p = add_command(sub, "prefix-reuse", "does a pipeline reuse the KV cache of its own last answer? (agent follow-ups)",
+                    "An agent's next call re-sends the conversation, which ends with the model's own answer. For the "
+                    "plain pipeline, prompt lookup and the draft (fresh pipelines, prefix caching on, order rotating), "
+                    "it times the prefill of the first prompt + the pipeline's answer + a new turn against a control "
+                    "(the first prompt + a new turn), with OpenVINO GenAI's TTFT.",
+                    ["--preset qwen2.5-coder-1.5b-offline --answer-tokens 300 --repeats 2 --json reuse.json",
+                     "--preset tiny --answer-tokens 24 --repeats 1 --no-draft"],
+                    parents=[model_options()])
+    p.add_argument("--draft", type=Path, help="OpenVINO draft folder (default: the preset's draft; none with --target)")
+    p.add_argument("--no-draft", action="store_true", help="only the plain pipeline and prompt lookup")
+    p.add_argument("--answer-tokens", type=positive_int, default=BENCH.reuse_answer_tokens,
+                   help="length of the first answer, which the follow-up reads back")
+    p.add_argument("--repeats", type=positive_int, default=BENCH.reuse_repeats, help="fresh pipelines per mode")
+    p.add_argument("--json", help="write settings, every run and the summary to this file")
+    p.set_defaults(handler=cmd_prefix_reuse)
 
     p = add_command(sub, "dq", "dynamic quantization: defaults, is it applied, and (--timing) its speed effect",
                     "Dynamic quantization of activations: each device's default group size, whether it is applied to "
