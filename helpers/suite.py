@@ -212,8 +212,6 @@ def selected_steps(settings: SuiteSettings) -> list[SuiteStep]:
 
 def step_signature(step: SuiteStep, settings: SuiteSettings) -> dict[str, Any]:
     """What must match for an existing result to count as this step's result."""
-    from .agent import EARLIER_TASK
-
     prompts = hashlib.sha256(json.dumps([[p.id, p.text] for p in settings.prompts]).encode()).hexdigest()[:16]
     return {
         "suite_version": SUITE_VERSION, "step": step.name, "preset": settings.preset.name,
@@ -226,7 +224,7 @@ def step_signature(step: SuiteStep, settings: SuiteSettings) -> dict[str, Any]:
                       "max_new_tokens": settings.agent_max_new_tokens, "search": settings.agent_search,
                       "tasks": agent_tasks(settings),
                       "setups": {r.label: r.agent.describe() for r in step.runs if r.agent},
-                      **({"earlier_task": EARLIER_TASK} if step.earlier_task else {})}}
+                      **({"earlier_task": earlier_task()} if step.earlier_task else {})}}
            if step.kind == "agent" else {}),
     }
 
@@ -451,13 +449,20 @@ def agent_tasks(settings: SuiteSettings) -> list[str]:
     return [settings.agent_task] if settings.agent_task else list(AGENT_TASKS)
 
 
+def earlier_task() -> str:
+    """The task a warm agent step's pipelines serve before each timed run (never one of `agent_tasks`)."""
+    from .agent import EARLIER_TASK
+
+    return EARLIER_TASK
+
+
 def run_agent_step(step: SuiteStep, settings: SuiteSettings, models: dict[ModelKey, Path], command: str
                    ) -> BenchmarkResult:
     """The slide-deck agent with the int4 target and OpenVINO GenAI's defaults, then with each lever set, interleaved;
     decks go next to the JSON."""
     from functools import partial
 
-    from .agent import EARLIER_TASK, LazyModel, compare_agents
+    from .agent import LazyModel, compare_agents
     from .agent_levers import load_agent_model
     from .agent_tools import choose_search_tool, default_tools
 
@@ -473,7 +478,7 @@ def run_agent_step(step: SuiteStep, settings: SuiteSettings, models: dict[ModelK
               for target, draft, setup in setups]
     comparison = compare_agents(agents, agent_tasks(settings), lambda: default_tools(decks, search),
                                 repeats=settings.agent_repeats, max_steps=settings.agent_max_steps,
-                                earlier_task=EARLIER_TASK if step.earlier_task else None)
+                                earlier_task=earlier_task() if step.earlier_task else None)
     pipelines = ("a fresh pipeline per run that first served another task, untimed (system prompt and tools cached)"
                  if step.earlier_task else "a fresh pipeline per run: no prefix cache carries over")
     comparison.result.settings["suite"] = {**suite_record(step, settings, models, command), "search": search.message,
