@@ -221,6 +221,8 @@ def run_agent(agent: CodeAgent, task: str = BLOG_TASK, label: str | None = None,
     max_steps and then asks the model for a final answer. A run our model cannot continue (its conversation outgrew
     the context) raises `AgentStoppedError` carrying the run so far, so its log can still be written.
     """
+    if not isinstance(task, str) or not task.strip():
+        raise ConfigError("Give the agent a task: the text is empty (e.g. --task \"Make slides about Qwen3\").")
     model = agent.model
     tagger = _StepTagger(model)
     agent.step_callbacks.register(ActionStep, tagger)

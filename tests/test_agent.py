@@ -404,3 +404,12 @@ def test_the_earlier_task_must_differ_from_the_measured_ones():
              for label in ("a", "b")]
     with pytest.raises(ConfigError, match="must differ"):
         agent.compare_agents(never, agent.BLOG_TASK, lambda: [], earlier_task=f" {agent.BLOG_TASK} ")
+
+
+def test_an_empty_task_is_refused_in_one_line(sd_model, tmp_path, capsys):
+    with pytest.raises(ConfigError, match="Give the agent a task"):
+        agent.run_agent(agent.build_agent(sd_model, [], max_steps=1, verbosity=0), "   ")
+    assert main(["agent", "--preset", "tiny", "--quiet", "--output-dir", str(tmp_path), "--task", "Slides", "--task",
+                 " "]) != 0
+    err = capsys.readouterr().err
+    assert "Give the agent a task" in err and "Traceback" not in err and not list(tmp_path.glob("run-*.json"))
