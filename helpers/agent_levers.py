@@ -97,14 +97,24 @@ def load_agent_model(setup: AgentSetup, target_dir: str | Path, device: str = "C
     )
 
 
+def draft_setup(k: int) -> AgentSetup:
+    """The preset's draft proposing `k` tokens per step, everything else at OpenVINO GenAI's defaults."""
+    return AgentSetup(f"draft k={k}", draft=True, num_assistant_tokens=k)
+
+
+def lookup_setup(k: int) -> AgentSetup:
+    """Prompt lookup proposing `k` tokens per step (n-grams of 3), everything else at OpenVINO GenAI's defaults."""
+    return AgentSetup(f"prompt lookup k={k}", prompt_lookup=True, num_assistant_tokens=k)
+
+
 def lever_setups(k: int = 3, lookup_k: int = 5, threshold: float = 0.4) -> list[AgentSetup]:
     """The reference, then every lever alone (the suite measures them interleaved, losers included)."""
     return [
         AgentSetup(),
         AgentSetup("prefix caching off", prefix_caching=False),
-        AgentSetup(f"draft k={k}", draft=True, num_assistant_tokens=k),
+        draft_setup(k),
         AgentSetup(f"draft threshold={threshold:g}", draft=True, assistant_confidence_threshold=threshold),
-        AgentSetup(f"prompt lookup k={lookup_k}", prompt_lookup=True, num_assistant_tokens=lookup_k),
+        lookup_setup(lookup_k),
         AgentSetup("KV cache f16", kv_cache_precision="f16"),
         AgentSetup("DQ off", dq_group_size=0),
     ]
@@ -122,11 +132,8 @@ def combined_setups(k: int = 3, lookup_k: int = 5, threshold: float = 0.4) -> li
 def lookup_sweep_setups(lookup_k: int = 5) -> list[AgentSetup]:
     """Prompt lookup around `lookup_k` (the suite's agent-lookup-sweep step): `lookup_k` itself as the control, fewer
     and more tokens per guess, and shorter and longer n-grams to match."""
-    base = AgentSetup(f"prompt lookup k={lookup_k}", prompt_lookup=True, num_assistant_tokens=lookup_k)
     fewer, more = max(lookup_k - 2, 1), lookup_k * 2
-    return [base,
-            AgentSetup(f"prompt lookup k={fewer}", prompt_lookup=True, num_assistant_tokens=fewer),
-            AgentSetup(f"prompt lookup k={more}", prompt_lookup=True, num_assistant_tokens=more),
+    return [lookup_setup(lookup_k), lookup_setup(fewer), lookup_setup(more),
             *(AgentSetup(f"prompt lookup k={lookup_k}, n-gram {n}", prompt_lookup=True, num_assistant_tokens=lookup_k,
                          max_ngram_size=n) for n in (2, 5))]
 
@@ -135,8 +142,7 @@ def warm_setups(k: int = 3, lookup_k: int = 5) -> list[AgentSetup]:
     """The speculative levers again for the suite's agent-warm step, where every pipeline has served another task
     before the timed one (its system prompt is in the prefix cache): does the lever's gain grow once the first prefill
     is gone?"""
-    return [AgentSetup(f"prompt lookup k={lookup_k}", prompt_lookup=True, num_assistant_tokens=lookup_k),
-            AgentSetup(f"draft k={k}", draft=True, num_assistant_tokens=k)]
+    return [lookup_setup(lookup_k), draft_setup(k)]
 
 
 def preset_model_setups(recorded: dict[str, dict[str, Any]]) -> dict[str, AgentSetup]:
@@ -164,7 +170,7 @@ def default_setup(device: str, k: int = 3, results: str | Path | Sequence[str | 
     deck their reference wrote; OpenVINO GenAI's defaults when none was faster or nothing is measured. Elsewhere: the
     draft with the blog's k=3 (not measured here: no GPU)."""
     if not device.upper().startswith("CPU"):
-        return (AgentSetup(f"draft k={k}", draft=True, num_assistant_tokens=k),
+        return (draft_setup(k),
                 f"the blog's setting (speculative decoding, k={k}); not measured on {device} here")
     from .reference import agent_path, agent_reference
 
