@@ -379,10 +379,10 @@ def _warm_up(model: OpenVINOGenAIModel) -> None:
     model.reset_calls()
 
 
-def serve_earlier_task(model: OpenVINOGenAIModel, tools: list[Tool], task: str, max_steps: int = 3) -> str:
+def serve_earlier_task(model: OpenVINOGenAIModel, tools: list[Tool], task: str, max_steps: int = 3) -> None:
     """Untimed: the agent's first model call for another `task`, cut to a few new tokens. The pipeline's prefix cache then
     holds what every task shares (the system prompt with its tool descriptions) and nothing of the task to come, as in
-    an agent process that already served a task. Returns the prompt it sent, for checks."""
+    an agent process that already served a task."""
     from smolagents.memory import SystemPromptStep, TaskStep
 
     if not task.strip():
@@ -398,7 +398,6 @@ def serve_earlier_task(model: OpenVINOGenAIModel, tools: list[Tool], task: str, 
     finally:
         model.max_new_tokens = budget
         model.reset_calls()
-    return model.render_prompt(messages)
 
 
 def compare_agents(models: Sequence[OpenVINOGenAIModel | LazyModel], task: str | Sequence[str],
