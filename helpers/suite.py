@@ -39,7 +39,6 @@ REFERENCE = "target int4 alone"
 REFERENCE_MODEL = ModelKey("target", "int4")
 UNPRUNED_DRAFT = ModelKey("draft", "int4")  # the control every pruned draft is compared with
 AGENT_STEPS = ("agent", LOOKUP_SWEEP_STEP, WARM_STEP)  # steps of the whole agent task (their own summary section)
-CONFIDENCE_THRESHOLD = SUITE.confidence_threshold
 SUITE_VERSION = 3  # bump when the meaning of a step changes, so old JSONs are not mixed with new ones
 SUMMARY_COLUMNS = ("step", "label", "runs", "tpot_ms", "throughput_tps", "ttft_ms", "acceptance_rate", "acceptance_pooled",
                    "cost_ratio", "tokens_per_step", "speedup", "speedup_lo", "speedup_hi", "e2e_speedup", "identical_to_baseline")
@@ -153,10 +152,10 @@ def default_steps(ks: tuple[int, ...], lookup_ks: tuple[int, ...], draft_formats
         # other k of the sweep and with a confidence threshold: a pruned draft must win at its best setting, not only at k
         principal = [unpruned, *agent_drafts(plan)]
         runs = [draft_run(key, k=other) for key in principal for other in ks if other != k]
-        runs += [draft_run(key, CONFIDENCE_THRESHOLD) for key in principal]
+        runs += [draft_run(key, threshold) for key in principal for threshold in SUITE.sweep_thresholds]
         steps.append(SuiteStep("pruned-drafts-sweep", "the unpruned draft and the most worked-on shallowest draft at "
                                f"the other k ({', '.join(str(x) for x in ks if x != k) or 'none'}) and with a confidence "
-                               f"threshold of {CONFIDENCE_THRESHOLD:g}", tuple(runs)))
+                               f"threshold of {' / '.join(f'{t:g}' for t in SUITE.sweep_thresholds)}", tuple(runs)))
         if plan.heal is not None:
             runs = [draft_run(ModelKey("draft", "int4-all")),
                     *(draft_run(ModelKey("draft", "int4-all", d, healed=True, repair="replaceme" if plan.repair else ""))

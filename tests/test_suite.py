@@ -12,6 +12,7 @@ from helpers.commands import main
 from helpers.errors import ConfigError
 from helpers.presets import get_preset
 from helpers.prompts import builtin_prompts
+from helpers.settings import SUITE
 
 
 def tiny_settings(tmp_path, **changes) -> suite.SuiteSettings:
@@ -100,7 +101,7 @@ def test_pruned_drafts_and_agent_steps(tiny_models, tmp_path):
     principal = ["unpruned", "head1k", "pruned1-replaceme-healed-head1k"]
     assert [row["label"] for row in sweep["summary"]] == [
         suite.REFERENCE, *(f"int4 + {v} int4 draft k=3" for v in principal),
-        *(f"int4 + {v} int4 draft threshold=0.4" for v in principal)]
+        *(f"int4 + {v} int4 draft threshold={t:g}" for v in principal for t in SUITE.sweep_thresholds)]
     healing = json.loads((tmp_path / "healing.json").read_text())
     agreement = healing["drafts"][0]["held-out agreement"]
     assert set(agreement) == {"draft pruned1", "draft pruned1-replaceme", "draft pruned1-replaceme-healed"}

@@ -13,6 +13,7 @@ from .common import add_command, invocation, model_options, non_negative_int, po
 
 if TYPE_CHECKING:
     from ..pruned_drafts import HealingPlan
+    from ..suite import SuiteSettings, SuiteStep
 
 
 def healing_plan(args: argparse.Namespace) -> HealingPlan | None:
@@ -55,7 +56,7 @@ def cmd_suite(args: argparse.Namespace) -> int:
         agent_task=args.agent_task, workdir=args.workdir,
     )
     if args.list:
-        print(markdown_table([{"step": s.name, "status": step_status(s, settings), "configurations": len(s.runs) + 1,
+        print(markdown_table([{"step": s.name, "status": listed_status(s, settings), "configurations": len(s.runs) + 1,
                                "purpose": s.purpose} for s in selected_steps(settings)]))
         return 0
     if args.prepare_only:
@@ -65,6 +66,17 @@ def cmd_suite(args: argparse.Namespace) -> int:
     print(markdown_table(run_suite(settings, invocation(args.argv))))
     print(f"\nsummary: {settings.folder / 'summary.md'}")
     return 0
+
+
+def listed_status(step: SuiteStep, settings: SuiteSettings) -> str:
+    """`step_status` for --list: a result made with other settings is listed as such instead of stopping the list."""
+    from ..errors import ConfigError
+    from ..suite import step_status
+
+    try:
+        return step_status(step, settings)
+    except ConfigError:
+        return "stale: measured with other settings (move its JSON away to measure again)"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
