@@ -427,6 +427,8 @@ def compare_agents(models: Sequence[OpenVINOGenAIModel | LazyModel], task: str |
     labels = [m.label for m in models]
     if len(set(labels)) != len(labels):
         raise ConfigError(f"Model labels must be unique, got {labels}.")
+    if earlier_task is not None and not earlier_task.strip():
+        raise ConfigError("Give the earlier task some text: it stands for a task the agent served before.")
     if earlier_task is not None and earlier_task.strip() in {t.strip() for t in tasks}:
         raise ConfigError("The earlier task must differ from the measured tasks: the cache may carry only what "
                           "another task would share.")

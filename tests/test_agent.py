@@ -404,6 +404,8 @@ def test_the_earlier_task_must_differ_from_the_measured_ones():
              for label in ("a", "b")]
     with pytest.raises(ConfigError, match="must differ"):
         agent.compare_agents(never, agent.BLOG_TASK, lambda: [], earlier_task=f" {agent.BLOG_TASK} ")
+    with pytest.raises(ConfigError, match="earlier task some text"):  # refused before any pipeline loads too
+        agent.compare_agents(never, agent.BLOG_TASK, lambda: [], earlier_task="  ")
 
 
 def test_an_empty_task_is_refused_in_one_line(sd_model, tmp_path, capsys):
