@@ -76,6 +76,11 @@ def test_cli_lists_steps_without_measuring(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "int4-target-int8-draft" in out and "todo" in out
     assert not list(tmp_path.glob("*.json"))
+    # a result made with other settings is listed as stale; the list does not stop at it
+    (tmp_path / "target-alone.json").write_text(json.dumps({"settings": {"suite": {"signature": {"other": 1}}}}))
+    assert main(["suite", "--preset", "tiny", "--results-dir", str(tmp_path), "--list"]) == 0
+    rows = {line.split("|")[1].strip(): line.split("|")[2].strip() for line in capsys.readouterr().out.splitlines()[2:]}
+    assert rows["target-alone"].startswith("stale") and rows["prompt-lookup"] == "todo"
 
 
 def test_pruned_drafts_and_agent_steps(tiny_models, tmp_path):
