@@ -75,16 +75,21 @@ def data_settings_path(data_path: str | Path) -> Path:
     return data_path.with_name(data_path.name + ".settings.json")
 
 
-def read_distillation_data(path: str | Path) -> list[dict[str, Any]]:
-    """Records of a distillation file, validated; a torn last line from an interrupted run is dropped."""
+def read_distillation_data(path: str | Path, repair_torn_tail: bool = False) -> list[dict[str, Any]]:
+    """Records of a distillation file, validated.
+
+    Only the generator that appends to the file passes ``repair_torn_tail``: it cuts a torn last line left by an
+    interrupted run. Readers never change the file, which may be the user's own.
+    """
     path = Path(path).expanduser()
     if not path.is_file():
         raise PromptFileError(f"Distillation data {path} does not exist. Make it with generate_distillation_data "
                               "(`python -m helpers distill-data`).")
     try:
-        records = read_jsonl(path)
+        records = read_jsonl(path, drop_torn_tail=repair_torn_tail)
     except ValueError as exc:
-        raise PromptFileError(f"{exc} Regenerate the file, or delete the broken line.") from exc
+        raise PromptFileError(f"{exc} If an interrupted `python -m helpers distill-data` wrote it, run that again with "
+                              "the same --output to repair and finish it; otherwise delete the broken line.") from exc
     if not records:
         raise PromptFileError(f"{path} holds no records. Generate data first (`python -m helpers distill-data`).")
     for number, record in enumerate(records, start=1):
@@ -135,7 +140,7 @@ def generate_distillation_data(
         if differing:
             raise ConfigError(f"{output} was made with other settings ({differing}: was, now). Write to another file, "
                               "or delete it to start over.")
-        done = {r["id"] for r in read_distillation_data(output)}
+        done = {r["id"] for r in read_distillation_data(output, repair_torn_tail=True)}
     measured = previous.get("measured", {"tokens": 0, "seconds": 0.0}) if done else {"tokens": 0, "seconds": 0.0}
     earlier_rate = measured["tokens"] / measured["seconds"] if measured["seconds"] else None
     write_json(settings_file, {**settings, "target_dir": str(target_dir), "measured": measured})

@@ -66,6 +66,15 @@ def test_bad_data_files_are_named(tmp_path):
         read_distillation_data(tmp_path / "nothing.jsonl")
 
 
+def test_reading_data_with_a_torn_last_line_leaves_the_file_alone(tmp_path):
+    torn = tmp_path / "torn.jsonl"
+    original = b'{"id": "a", "chat_prompt": "p", "answer": "x"}\n{"id": "b", "chat_pro'
+    torn.write_bytes(original)
+    with pytest.raises(PromptFileError, match="line 2.*distill-data"):
+        read_distillation_data(torn)
+    assert torn.read_bytes() == original  # the file may be the user's own: a reader never cuts it
+
+
 def test_examples_learn_the_answer_only():
     from transformers import AutoTokenizer
 
