@@ -19,7 +19,7 @@ from typing import Any
 
 from .errors import ModelFolderError
 from .fsutil import atomic_directory, check_writable, raise_if_disk_full, read_json, remove_stale_partials, write_json
-from .hf import hub_unreachable, is_hub_id, network_errors
+from .hf import check_hf_model_dir, hub_unreachable, is_hub_id, network_errors
 from .paths import PathLike, models_dir
 from .presets import PYPI_GGUF_SOURCE_PREFIX, TINY_SOURCE_PREFIX, ModelSpec, Preset, WeightFormat
 
@@ -129,6 +129,8 @@ def damaged_files(path: Path) -> list[str]:
 def check_ov_model_dir(path: str | Path, require_tokenizer: bool = True) -> Path:
     """Return `path` if it is a complete OpenVINO model folder, else raise `ModelFolderError` naming the fix."""
     path = Path(path).expanduser()
+    if path.exists() and not path.is_dir():
+        raise ModelFolderError(f"{path} is a file; a model is a folder that holds openvino_model.xml. Pass that folder.")
     if not path.is_dir():
         raise ModelFolderError(
             f"Model folder {path} does not exist. Convert the model first (notebook 01, or "
@@ -195,8 +197,8 @@ def _resolve_source(source: str | Path) -> str:
     text = str(source)
     local = Path(text).expanduser()
     if local.exists():
-        if not (local / "config.json").is_file() and local.suffix != ".gguf":
-            raise ModelFolderError(f"{local} has no config.json: it is not a Hugging Face model folder.")
+        if local.suffix != ".gguf":
+            check_hf_model_dir(local)
         return str(local.resolve())
     if not is_hub_id(text):
         raise ModelFolderError(f"{text} is neither an existing folder nor a Hugging Face id like 'Qwen/Qwen3-0.6B'.")

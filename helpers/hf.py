@@ -4,6 +4,7 @@ out of reach."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -62,14 +63,51 @@ def threads_for(model: Any) -> Iterator[None]:
 
 
 def check_hf_model_dir(path: str | Path) -> Path:
-    """Return `path` if it is a Hugging Face checkpoint folder (config and weights), else raise `ModelFolderError`."""
+    """Return `path` if it is a readable Hugging Face checkpoint folder, else raise `ModelFolderError`.
+
+    Cheap checks of what a load would trip over later with a traceback: config.json is a JSON object naming a
+    ``model_type``, and every weight file is non-empty (a .safetensors header must parse).
+    """
     path = Path(path).expanduser()
     if (path / "openvino_model.xml").is_file():
-        raise ModelFolderError(f"{path} is an OpenVINO model. Pruning and healing work on the Hugging Face checkpoint "
-                               "(the folder with config.json and *.safetensors); export to OpenVINO afterwards.")
-    if not (path / "config.json").is_file() or (not any(path.glob("*.safetensors")) and not any(path.glob("*.bin"))):
+        raise ModelFolderError(f"{path} is an OpenVINO model already. This step needs the Hugging Face checkpoint it was "
+                               "exported from (the folder with config.json and *.safetensors).")
+    weights = sorted([*path.glob("*.safetensors"), *path.glob("*.bin")])
+    if not (path / "config.json").is_file() or not weights:
         raise ModelFolderError(f"{path} is not a Hugging Face model folder (it needs config.json and *.safetensors).")
+    remake = "Copy or export the checkpoint again."
+    try:
+        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ModelFolderError(f"{path / 'config.json'} is unreadable ({exc}). {remake}") from exc
+    if not isinstance(config, dict) or not isinstance(config.get("model_type"), str):
+        raise ModelFolderError(f"{path / 'config.json'} names no model_type: it is not a model's config. {remake}")
+    for weight_file in weights:
+        problem = _weight_file_problem(weight_file)
+        if problem:
+            raise ModelFolderError(f"{weight_file} is damaged ({problem}). {remake}")
     return path
+
+
+def _weight_file_problem(path: Path) -> str | None:
+    """Why a weight file cannot be read, or None. A .safetensors file starts with an 8-byte header size and a JSON
+    header; a truncated download or an empty placeholder fails here."""
+    try:
+        size = path.stat().st_size
+        if size == 0:
+            return "empty file"
+        if path.suffix != ".safetensors":
+            return None
+        with path.open("rb") as handle:
+            header_size = int.from_bytes(handle.read(8), "little")
+            if header_size <= 0 or 8 + header_size > size:
+                return "truncated safetensors header"
+            json.loads(handle.read(header_size))
+    except OSError as exc:
+        return f"cannot read it: {exc.strerror or exc}"
+    except ValueError:
+        return "the safetensors header is not JSON"
+    return None
 
 
 def load_causal_lm(source: str | Path, dtype: str = "float32") -> tuple[Any, Any]:
@@ -81,14 +119,23 @@ def load_causal_lm(source: str | Path, dtype: str = "float32") -> tuple[Any, Any
     local = Path(source).expanduser()
     if local.exists():
         check_hf_model_dir(local)
+    elif not is_hub_id(source):
+        raise ModelFolderError(f"{local} does not exist, and {source!r} is not a Hugging Face id like "
+                               "'Qwen/Qwen3-0.6B'. Check the path.")
     try:
         tokenizer = AutoTokenizer.from_pretrained(source)
         model = AutoModelForCausalLM.from_pretrained(source, dtype=getattr(torch, dtype))
     except network_errors() as exc:
         raise hub_unreachable(source, exc) from exc
-    except OSError as exc:
-        if local.exists():
+    except MemoryError:
+        raise
+    except Exception as exc:  # a local folder that passed the cheap checks but still does not load
+        if not local.exists():
+            if isinstance(exc, OSError):
+                raise hub_unreachable(source, exc) from exc
             raise
-        raise hub_unreachable(source, exc) from exc
+        first_line = (str(exc).splitlines() or [""])[0][:200]
+        raise ModelFolderError(f"{local} does not load as a Hugging Face model ({type(exc).__name__}: {first_line}). "
+                               "Copy or export the checkpoint again.") from exc
     model.eval()
     return model, tokenizer

@@ -39,6 +39,8 @@ def builtin_prompts() -> list[Prompt]:
 def load_prompts(path: str | Path) -> list[Prompt]:
     """Load prompts from JSONL: one object per line with ``text`` (or ``prompt``), optional ``id`` and ``category``."""
     path = Path(path).expanduser()
+    if path.is_dir():
+        raise PromptFileError(f"{path} is a folder; prompts come from a JSONL file with one {{\"text\": ...}} per line.")
     if not path.is_file():
         raise PromptFileError(f"Prompts file {path} does not exist. Give a JSONL file with one {{\"text\": ...}} per line.")
     try:

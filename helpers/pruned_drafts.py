@@ -410,12 +410,14 @@ def unpruned_variants(preset: Preset, plan: HealingPlan, data: Path, weights: We
 
 def make_pruned_drafts(preset: Preset, plan: HealingPlan, target_dir: Path, formats: Sequence[WeightFormat],
                        progress: bool = True, workdir: PathLike | None = None) -> tuple[list[PrunedDraft], dict[ModelKey, Path]]:
-    """Every depth of `plan`: data first (shared), distances once, then prune, repair, heal and export each depth; and
-    the unpruned draft's trimmed-head variants. Returns the pruned drafts and the unpruned variants."""
+    """Every depth of `plan`: distances once (checking every depth fits), data (shared), then prune, repair, heal and
+    export each depth; and the unpruned draft's trimmed-head variants. Returns the pruned drafts and the unpruned variants."""
     from .conversion import hf_source
 
-    data = distillation_data(preset, plan, target_dir, progress, workdir)
     distances = draft_distances(preset, progress, workdir)
+    for depth in plan.depths:  # a depth the draft cannot lose fails now, not after an hour of target answers
+        distances.best_block(depth)
+    data = distillation_data(preset, plan, target_dir, progress, workdir)
     topk = target_topk(plan, data, target_dir, progress)
     drafts = [make_pruned_draft(preset, depth, plan, data, distances, formats, progress, workdir, topk)
               for depth in plan.depths]

@@ -205,7 +205,13 @@ def selected_steps(settings: SuiteSettings) -> list[SuiteStep]:
     steps = settings.steps_planned()
     unknown = set(settings.steps) - {s.name for s in steps}
     if unknown:
-        raise ConfigError(f"Unknown suite step(s) {', '.join(sorted(unknown))}; choose from {', '.join(s.name for s in steps)}.")
+        # the draft-pruning steps exist only in a plan that prunes: name the missing option rather than the step
+        needs_plan = unknown & {"pruned-drafts", "pruned-drafts-sweep", "lm-head-int4"}
+        hint = (f" The steps on pruned drafts ({', '.join(sorted(needs_plan))}) need --prune-depths, and lm-head-int4 "
+                "also needs healing."
+                if needs_plan else "")
+        raise ConfigError(f"Unknown suite step(s) {', '.join(sorted(unknown))}; choose from "
+                          f"{', '.join(s.name for s in steps)}.{hint}")
     return [s for s in steps if not settings.steps or s.name in settings.steps]
 
 

@@ -238,7 +238,10 @@ def test_a_model_that_fails_to_load_names_the_folder(tiny_models, tmp_path):
 def test_overwrite_never_deletes_a_folder_it_did_not_write(tiny_models, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "precious.txt").write_text("mine")
-    code = main(["convert", "--source", str(tiny_models.draft), "--output", ".", "--overwrite"])
+    from helpers.conversion import hf_source
+    from helpers.presets import get_preset
+
+    code = main(["convert", "--source", hf_source(get_preset("tiny").draft), "--output", ".", "--overwrite"])
     err = capsys.readouterr().err
     assert code == 2 and "never replaced" in err and (tmp_path / "precious.txt").read_text() == "mine"
 
@@ -475,3 +478,66 @@ def test_a_path_through_a_file_is_one_line(tmp_path, capsys):
     assert main(["convert", "--preset", "tiny", "--workdir", str(blocker / "sub"), "--skip-memory-check"]) == 2
     err = capsys.readouterr().err  # after a progress bar's carriage returns
     assert "Traceback" not in err and "error: a file stands where a folder was expected" in err
+
+
+@pytest.mark.parametrize(("files", "fix"), [
+    ({"config.json": "{bad json", "model.safetensors": ""}, "config.json is unreadable"),
+    ({"config.json": "{}", "model.safetensors": "x" * 16}, "names no model_type"),
+    ({"config.json": '{"model_type": "qwen3"}', "model.safetensors": ""}, "damaged (empty file)"),
+    ({"config.json": '{"model_type": "qwen3"}', "model.safetensors": "\x10" + "\0" * 7 + "{trunc"},
+     "truncated safetensors header"),
+    ({"config.json": '{"model_type": "qwen3"}', "model.safetensors": "\x04" + "\0" * 7 + "junk"}, "header is not JSON"),
+])
+@pytest.mark.parametrize("command", [["prune", "--source"], ["convert", "--output", "out", "--source"],
+                                     ["heal", "--data", "d.jsonl", "--draft"]])
+def test_a_damaged_hugging_face_folder_is_one_line_before_any_load(files, fix, command, tmp_path, capsys, monkeypatch):
+    folder = tmp_path / "damaged"
+    folder.mkdir()
+    for name, text in files.items():
+        (folder / name).write_bytes(text.encode("latin-1"))
+    (tmp_path / "d.jsonl").write_text('{"id": "a", "chat_prompt": "p", "answer": "x"}\n')
+    monkeypatch.chdir(tmp_path)
+    assert main([*command, str(folder)]) == 2
+    assert fix in _one_line(capsys)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.jsonl", "damaged"]  # nothing written
+
+
+@pytest.mark.parametrize("argv", [["prune", "--source", ""], ["convert", "--source="], ["bench", "--target", "  "],
+                                  ["agent", "--task", ""], ["suite", "--results-dir", ""]])
+def test_an_empty_value_is_refused_instead_of_falling_back_to_a_default(argv, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # an empty path would have meant this folder
+    assert main(argv) == 2
+    assert "is given an empty value" in _one_line(capsys) and not any(tmp_path.iterdir())
+
+
+def test_paths_of_the_wrong_kind_are_named_before_any_conversion(tmp_path, capsys, monkeypatch):
+    a_file, a_folder = tmp_path / "a-file", tmp_path / "a-folder"
+    a_file.write_text("x")
+    a_folder.mkdir()
+    workdir = tmp_path / "work"  # nothing may be converted into it
+    cases = {
+        ("bench", "--target", str(a_file)): "is a file; a model is a folder",
+        ("bench", "--workdir", str(workdir), "--prompts", str(a_folder)): "is a folder; prompts come from a JSONL file",
+        ("bench", "--workdir", str(workdir), "--json", str(a_folder)): "--json",
+        ("bench", "--workdir", str(workdir), "--device", "NOPE"): "not available",
+        ("prefix-reuse", "--workdir", str(workdir), "--device", "NOPE"): "not available",
+        ("prefix-reuse", "--workdir", str(workdir), "--json", str(a_folder)): "is a folder: give a file name",
+        ("distill-data", "--workdir", str(workdir), "--output", str(a_folder)): "--output",
+        ("agent", "--workdir", str(workdir), "--output-dir", str(a_file)): "a file stands where a folder",
+        ("suite", "--workdir", str(workdir), "--results-dir", str(a_file)): "a file stands where a folder",
+        ("suite", "--steps", "pruned-drafts", "--list"): "need --prune-depths",
+    }
+    for argv, fix in cases.items():
+        assert main(list(argv)) == 2, argv
+        assert fix in _one_line(capsys), argv
+    assert not workdir.exists()
+
+
+def test_a_prune_depth_the_draft_cannot_lose_stops_before_the_target_answers(tiny_models, tmp_path):
+    from helpers.presets import WeightFormat, get_preset
+    from helpers.pruned_drafts import HealingPlan, answers_path, make_pruned_drafts
+
+    plan = HealingPlan(depths=(50,), prompts=4, max_new_tokens=8, heal=None)
+    with pytest.raises(ConfigError, match="Cannot remove 50 layers"):
+        make_pruned_drafts(get_preset("tiny"), plan, tiny_models.target, [WeightFormat(bits=4)], progress=False)
+    assert not answers_path(get_preset("tiny"), plan).exists()

@@ -51,9 +51,30 @@ def os_error_hint(exc: OSError) -> str:
     return f"{hints.get(exc.errno, exc.strerror or type(exc).__name__)}{where}."
 
 
+def blank_argument(argv: Sequence[str]) -> str | None:
+    """The option given an empty value (``--source ""``), or None.
+
+    Without this check an empty path falls back to the preset's default, or means the current folder, and the command
+    quietly works on something the user did not name.
+    """
+    for index, token in enumerate(argv):
+        if token.startswith("--") and "=" in token and not token.split("=", 1)[1].strip():
+            return token.split("=", 1)[0]
+        if not token.strip():
+            option = next((t for t in reversed(argv[:index]) if t.startswith("-") and len(t) > 1), None)
+            return option or "a positional argument"
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    args.argv = list(sys.argv[1:] if argv is None else argv)  # for `common.invocation`: the command as given
+    given = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(given)
+    args.argv = given  # for `common.invocation`: the command as given
+    blank = blank_argument(given)
+    if blank:
+        print(f"error: {blank} is given an empty value: give it a value, or leave it out to use the default.",
+              file=sys.stderr)
+        return 2
     try:
         return args.handler(args)
     except TutorialError as exc:

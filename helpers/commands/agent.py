@@ -26,16 +26,17 @@ def cmd_agent(args: argparse.Namespace) -> int:
     from ..agent_levers import load_agent_model
     from ..agent_tools import choose_search_tool
     from ..conversion import prepare_preset
+    from ..fsutil import check_writable
     from ..paths import outputs_dir
     from ..presets import get_preset
 
     preset = get_preset(args.preset)
     if any(not task.strip() for task in args.task or []):  # before loading anything
         raise ConfigError("Give the agent a task: a --task is empty (e.g. --task \"Make slides about Qwen3\").")
-    models = prepare_preset(preset, workdir=args.workdir)
     device = resolve_device(args)
     output_dir = Path(args.output_dir).expanduser() if args.output_dir else outputs_dir(args.workdir, OUTPUT_NAME)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    check_writable(output_dir)  # creates it; a read-only place or a file in the way fails before the models load
+    models = prepare_preset(preset, workdir=args.workdir)
     search = choose_search_tool(args.search)
     print(search.message)
     tiny = preset.name == TINY_PRESET

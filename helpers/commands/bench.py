@@ -14,6 +14,7 @@ from ..settings import BENCH
 from ..tables import markdown_table
 from .common import (
     add_command,
+    check_output_file,
     invocation,
     model_options,
     non_negative_int,
@@ -29,14 +30,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from ..prompts import builtin_prompts, load_prompts
     from ..speculative import EXACT_PROPERTIES, SpeculativeSetup, run_speculative_benchmark, with_predictions
 
+    device = resolve_device(args)  # the cheap checks first, before a preset is converted
+    prompts = load_prompts(args.prompts) if args.prompts else builtin_prompts()
+    check_output_file(args.json)
     models = resolve_models(args)
     setup = SpeculativeSetup(
-        target=models.target, draft=models.draft, device=resolve_device(args),
+        target=models.target, draft=models.draft, device=device,
         assistant_tokens=tuple(args.num_assistant_tokens), confidence_thresholds=tuple(args.confidence_threshold),
         prompt_lookup=args.prompt_lookup, max_new_tokens=args.max_new_tokens,
         properties=EXACT_PROPERTIES if args.exact else None,
     )
-    prompts = load_prompts(args.prompts) if args.prompts else builtin_prompts()
     partial = partial_results_path(args.json) if args.json else None
     if partial is not None and (kept := keep_earlier_partial(partial)):
         print(f"runs of an earlier interrupted benchmark kept in {kept}")
@@ -67,6 +70,7 @@ def cmd_dq(args: argparse.Namespace) -> int:
 
     device = resolve_device(args)
     settings_for(args.group_sizes)  # refuse bad group sizes before any work
+    check_output_file(args.json)
     models = resolve_models(args, with_draft=not args.target)
     model_dirs: dict[str, Path] = {"target": models.target}
     if models.draft is not None:
@@ -102,12 +106,14 @@ def cmd_breakdown(args: argparse.Namespace) -> int:
 
     for k in args.num_assistant_tokens:
         check_k(k)  # before converting or loading anything
+    device = resolve_device(args)
+    check_output_file(args.json)
     models = resolve_models(args)
     if models.draft is None:
         raise ConfigError("The breakdown compares speculative decoding with the target alone: it needs a draft.")
     settings = BreakdownSettings(
         target=models.target, draft=models.draft, ks=tuple(args.num_assistant_tokens), prompts=args.prompts,
-        max_new_tokens=args.max_new_tokens, repeats=args.repeats, warmup=args.warmup, device=resolve_device(args),
+        max_new_tokens=args.max_new_tokens, repeats=args.repeats, warmup=args.warmup, device=device,
         exact=args.exact, context=args.context, ns=tuple(args.ns), forward_repeats=args.forward_repeats)
     data = measure_breakdown(settings)
     data["settings"]["command"] = invocation(args.argv)
@@ -122,8 +128,9 @@ def cmd_prefix_reuse(args: argparse.Namespace) -> int:
     from ..fsutil import write_json
     from ..prefix_reuse import measure_prefix_reuse, reuse_record
 
-    models = resolve_models(args)
     device = resolve_device(args)
+    check_output_file(args.json)
+    models = resolve_models(args)
     runs = measure_prefix_reuse(models.target, device, models.draft, answer_tokens=args.answer_tokens,
                                 repeats=args.repeats)
     record = reuse_record(runs, {"target": str(models.target), "draft": str(models.draft) if models.draft else None,

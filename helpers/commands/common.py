@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import ConfigError
 from ..settings import DEFAULT_PRESET, DOWNLOADS_ENV, WORKDIR_ENV, env_device, env_preset, env_workdir
 
 
@@ -140,6 +141,19 @@ def resolve_device(args: argparse.Namespace) -> str:
     from ..devices import check_device, default_device
 
     return check_device(args.device) if args.device else default_device()
+
+
+def check_output_file(path: str | Path | None, option: str = "--json") -> None:
+    """Refuse an output file that could not be written (a folder in the way, a read-only or missing parent) before
+    minutes of work whose result would be lost."""
+    from ..fsutil import check_writable
+
+    if path is None:
+        return
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise ConfigError(f"{option} {path} is a folder: give a file name, e.g. {path / 'results.json'}.")
+    check_writable(path.parent)
 
 
 def resolve_models(args: argparse.Namespace, with_draft: bool = True) -> Models:

@@ -9,6 +9,7 @@ from ..settings import DISTILL, heal_recipe
 from ..tables import markdown_table
 from .common import (
     add_command,
+    check_output_file,
     model_options,
     non_negative_float,
     non_negative_int,
@@ -55,10 +56,12 @@ def cmd_distill_data(args: argparse.Namespace) -> int:
     from ..distill import generate_distillation_data
     from ..prompts import load_prompt_source
 
-    target = resolve_models(args, with_draft=False).target
+    device = resolve_device(args)  # the cheap checks first, before a preset is converted
     prompts = load_prompt_source(args.prompts, limit=args.samples, split=args.split, config_name=args.dataset_config,
                                  field=args.field)
-    result = generate_distillation_data(target, prompts, args.output, device=resolve_device(args),
+    check_output_file(args.output, "--output")
+    target = resolve_models(args, with_draft=False).target
+    result = generate_distillation_data(target, prompts, args.output, device=device,
                                         max_new_tokens=args.max_new_tokens, enable_thinking=args.thinking,
                                         batch_size=args.batch_size)
     print(markdown_table([result.row()]))

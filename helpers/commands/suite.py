@@ -9,7 +9,16 @@ from typing import TYPE_CHECKING
 
 from ..settings import DISTILL, HEAL_RECIPES, SUITE, heal_recipe
 from ..tables import markdown_table
-from .common import add_command, invocation, model_options, non_negative_int, positive_float, positive_int, resolve_device
+from .common import (
+    add_command,
+    check_output_file,
+    invocation,
+    model_options,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    resolve_device,
+)
 
 if TYPE_CHECKING:
     from ..pruned_drafts import HealingPlan
@@ -59,6 +68,7 @@ def cmd_suite(args: argparse.Namespace) -> int:
         print(markdown_table([{"step": s.name, "status": listed_status(s, settings), "configurations": len(s.runs) + 1,
                                "purpose": s.purpose} for s in selected_steps(settings)]))
         return 0
+    check_output_file(settings.folder / "summary.json", "--results-dir")  # before hours of work it could not save
     if args.prepare_only:
         models = prepare_models(settings, [s for s in selected_steps(settings) if step_status(s, settings) == "todo"])
         print(markdown_table([{"model": str(key), "folder": str(path)} for key, path in sorted(models.items(), key=str)]))
