@@ -202,6 +202,9 @@ def chat_prompt(pipe: Any, user_text: str, enable_thinking: bool = False, system
     return tokenizer.apply_chat_template(messages, **kwargs)
 
 
+THRESHOLD_LOGPROBS = 1  # log-probs a confidence threshold needs under greedy sampling (see generation_config)
+
+
 def generation_config(
     max_new_tokens: int = 128,
     num_assistant_tokens: int | None = None,
@@ -233,6 +236,10 @@ def generation_config(
         config.num_assistant_tokens = num_assistant_tokens
     if assistant_confidence_threshold is not None:
         config.assistant_confidence_threshold = assistant_confidence_threshold
+        # Greedy sampling computes a token's log-probability only when log-probs are requested; otherwise it reports 0,
+        # and OpenVINO GenAI's sampler stops drafting on a log-prob of exactly 0 (sampler.cpp, register_new_token). So
+        # without this the draft proposes one token per step whatever the threshold is.
+        logprobs = max(logprobs, THRESHOLD_LOGPROBS)
     if max_ngram_size is not None:
         config.max_ngram_size = max_ngram_size
     if logprobs:

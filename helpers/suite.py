@@ -28,6 +28,7 @@ from .agent_levers import (
 )
 from .benchmark import BenchmarkResult, Candidate
 from .errors import ConfigError
+from .generation import THRESHOLD_LOGPROBS
 from .paths import PathLike
 from .presets import INT4_ASYM_G128, INT8_ASYM, Preset, WeightFormat
 from .prompts import Prompt
@@ -225,6 +226,8 @@ def step_signature(step: SuiteStep, settings: SuiteSettings) -> dict[str, Any]:
         "device": settings.device, "properties": settings.properties, "max_ngram_size": settings.max_ngram_size,
         "draft_weights": settings.preset.draft.weights.describe(),
         **({"healing_plan": settings.plan.describe()} if step.uses_pruned and settings.plan else {}),
+        # results from before thresholds were scored (they drafted one token per step at any threshold) are stale
+        **({"threshold_logprobs": THRESHOLD_LOGPROBS} if uses_threshold(step) else {}),
         **({"agent": {"repeats": settings.agent_repeats, "max_steps": settings.agent_max_steps,
                       "max_new_tokens": settings.agent_max_new_tokens, "search": settings.agent_search,
                       "tasks": agent_tasks(settings),
@@ -232,6 +235,12 @@ def step_signature(step: SuiteStep, settings: SuiteSettings) -> dict[str, Any]:
                       **({"earlier_task": earlier_task()} if step.earlier_task else {})}}
            if step.kind == "agent" else {}),
     }
+
+
+def uses_threshold(step: SuiteStep) -> bool:
+    """Whether a configuration of `step` drafts under a confidence threshold."""
+    return any(run.threshold is not None or (run.agent and run.agent.assistant_confidence_threshold is not None)
+               for run in step.runs)
 
 
 def result_path(step: SuiteStep, settings: SuiteSettings) -> Path:

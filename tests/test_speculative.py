@@ -87,6 +87,21 @@ def test_sweep_reports_acceptance_and_prediction(tiny_models):
     assert rows["prompt lookup k=4"]["acceptance_rate"] is None
 
 
+def test_a_confidence_threshold_decides_how_many_tokens_the_draft_proposes(tiny_models):
+    # Under greedy sampling OpenVINO GenAI scores a drafted token only when log-probs are requested; unscored, every
+    # threshold drafted exactly one token per step. A low threshold must now draft more per step than a high one.
+    pipe = load_pipeline(tiny_models.target, "CPU", draft_dir=tiny_models.draft)
+    prompt = builtin_prompts()[0].text
+    drafted = {}
+    for threshold in (0.02, 0.95):
+        result = pipe.generate([prompt], generation_config(48, assistant_confidence_threshold=threshold))
+        metrics = result.extended_perf_metrics
+        drafted[threshold] = metrics.get_num_draft_tokens() / len(metrics.main_model_metrics.raw_metrics.m_batch_sizes)
+    assert drafted[0.95] <= 1.0 < drafted[0.02], drafted
+    plain = pipe.generate([prompt], generation_config(48, num_assistant_tokens=2))
+    assert plain.extended_perf_metrics.get_num_draft_tokens() > 0
+
+
 def test_lossless_under_exact_settings(tiny_models):
     rows = lossless_check(tiny_models.target, tiny_models.draft, builtin_prompts(), exact=True, max_new_tokens=32)
     assert all(r["identical"] for r in rows), rows
