@@ -379,14 +379,22 @@ def _warm_up(model: OpenVINOGenAIModel) -> None:
     model.reset_calls()
 
 
+def check_earlier_task(task: str, measured_tasks: Sequence[str] = ()) -> None:
+    """Refuse an earlier task that is blank, or one of the tasks to be measured (its prefix cache would carry them)."""
+    if not task.strip():
+        raise ConfigError("Give the earlier task some text: it stands for a task the agent served before.")
+    if task.strip() in {t.strip() for t in measured_tasks}:
+        raise ConfigError("The earlier task must differ from the measured tasks: the cache may carry only what "
+                          "another task would share.")
+
+
 def serve_earlier_task(model: OpenVINOGenAIModel, tools: list[Tool], task: str, max_steps: int = 3) -> None:
     """Untimed: the agent's first model call for another `task`, cut to a few new tokens. The pipeline's prefix cache then
     holds what every task shares (the system prompt with its tool descriptions) and nothing of the task to come, as in
     an agent process that already served a task."""
     from smolagents.memory import SystemPromptStep, TaskStep
 
-    if not task.strip():
-        raise ConfigError("Give the earlier task some text: it stands for a task the agent served before.")
+    check_earlier_task(task)
     agent = build_agent(model, tools, max_steps=max_steps, verbosity=0)
     agent.memory.system_prompt = SystemPromptStep(system_prompt=agent.system_prompt)  # as CodeAgent.run does
     agent.memory.steps.append(TaskStep(task=task))
@@ -427,11 +435,8 @@ def compare_agents(models: Sequence[OpenVINOGenAIModel | LazyModel], task: str |
     labels = [m.label for m in models]
     if len(set(labels)) != len(labels):
         raise ConfigError(f"Model labels must be unique, got {labels}.")
-    if earlier_task is not None and not earlier_task.strip():
-        raise ConfigError("Give the earlier task some text: it stands for a task the agent served before.")
-    if earlier_task is not None and earlier_task.strip() in {t.strip() for t in tasks}:
-        raise ConfigError("The earlier task must differ from the measured tasks: the cache may carry only what "
-                          "another task would share.")
+    if earlier_task is not None:
+        check_earlier_task(earlier_task, tasks)
     if warmup:  # first compilation and caches, untimed
         for model in models:
             if not isinstance(model, LazyModel):

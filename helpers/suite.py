@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -248,7 +249,7 @@ def result_path(step: SuiteStep, settings: SuiteSettings) -> Path:
 
 
 def step_status(step: SuiteStep, settings: SuiteSettings) -> str:
-    """"done", "todo", or raises `ConfigError` when the existing result was made with other settings."""
+    """"done", "todo", or "stale" when the existing result was made with other settings (or is not a suite result)."""
     path = result_path(step, settings)
     if not path.is_file():
         return "todo"
@@ -256,12 +257,19 @@ def step_status(step: SuiteStep, settings: SuiteSettings) -> str:
         stored = json.loads(path.read_text())["settings"]["suite"]["signature"]
     except (ValueError, KeyError, TypeError):
         stored = None
-    if stored != step_signature(step, settings):
+    return "done" if stored == step_signature(step, settings) else "stale"
+
+
+def refuse_stale(steps: Sequence[SuiteStep], settings: SuiteSettings) -> dict[str, str]:
+    """Every step's status; raises `ConfigError` naming the first stale result rather than measuring over it."""
+    status = {s.name: step_status(s, settings) for s in steps}
+    stale = [s for s in steps if status[s.name] == "stale"]
+    if stale:
         raise ConfigError(
-            f"{path} was measured with other settings (or is not a suite result). Delete it to measure this step "
-            "again, or pass --results-dir to keep both."
+            f"{result_path(stale[0], settings)} was measured with other settings (or is not a suite result). Delete it "
+            "to measure this step again, or pass --results-dir to keep both."
         )
-    return "done"
+    return status
 
 
 def suite_formats(preset: Preset) -> dict[str, WeightFormat]:
@@ -504,14 +512,7 @@ def run_agent_step(step: SuiteStep, settings: SuiteSettings, models: dict[ModelK
 def finished_steps(settings: SuiteSettings) -> list[SuiteStep]:
     """Every step of the plan (not only the ones selected with --steps) whose result is there and matches it: the
     summary covers all of them, so running the suite step by step still gives one complete summary."""
-    finished = []
-    for step in replace(settings, steps=()).steps_planned():
-        try:
-            if step_status(step, settings) == "done":
-                finished.append(step)
-        except ConfigError:  # a result of other settings: not part of this summary
-            continue
-    return finished
+    return [step for step in replace(settings, steps=()).steps_planned() if step_status(step, settings) == "done"]
 
 
 def summary_rows(settings: SuiteSettings) -> list[dict[str, Any]]:
@@ -636,7 +637,7 @@ def run_suite(settings: SuiteSettings, command: str = "", progress: bool = True)
     from tqdm.auto import tqdm
 
     steps = selected_steps(settings)
-    status = {s.name: step_status(s, settings) for s in steps}  # refuses mismatched results before any work
+    status = refuse_stale(steps, settings)  # before any work
     todo = [s for s in steps if status[s.name] == "todo"]
     models = prepare_models(settings, todo, progress)
     for step in tqdm(todo, desc="suite", disable=not progress, leave=False):

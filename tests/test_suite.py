@@ -81,6 +81,10 @@ def test_cli_lists_steps_without_measuring(tmp_path, capsys):
     assert main(["suite", "--preset", "tiny", "--results-dir", str(tmp_path), "--list"]) == 0
     rows = {line.split("|")[1].strip(): line.split("|")[2].strip() for line in capsys.readouterr().out.splitlines()[2:]}
     assert rows["target-alone"].startswith("stale") and rows["prompt-lookup"] == "todo"
+    # preparing or measuring refuses it instead of working over it
+    assert main(["suite", "--preset", "tiny", "--results-dir", str(tmp_path), "--steps", "target-alone",
+                 "--prepare-only"]) == 2
+    assert "other settings" in capsys.readouterr().err
 
 
 def test_pruned_drafts_and_agent_steps(tiny_models, tmp_path):

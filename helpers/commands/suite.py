@@ -22,7 +22,11 @@ from .common import (
 
 if TYPE_CHECKING:
     from ..pruned_drafts import HealingPlan
-    from ..suite import SuiteSettings, SuiteStep
+
+
+# how --list shows a step's status
+LISTED_STATUS = {"done": "done", "todo": "todo",
+                 "stale": "stale: measured with other settings (move its JSON away to measure again)"}
 
 
 def healing_plan(args: argparse.Namespace) -> HealingPlan | None:
@@ -50,7 +54,7 @@ def cmd_suite(args: argparse.Namespace) -> int:
     from ..presets import get_preset
     from ..prompts import builtin_prompts, load_prompts
     from ..speculative import EXACT_PROPERTIES
-    from ..suite import SuiteSettings, prepare_models, run_suite, selected_steps, step_status
+    from ..suite import SuiteSettings, prepare_models, refuse_stale, run_suite, selected_steps, step_status
 
     settings = SuiteSettings(
         preset=get_preset(args.preset),
@@ -65,28 +69,20 @@ def cmd_suite(args: argparse.Namespace) -> int:
         agent_task=args.agent_task, workdir=args.workdir,
     )
     if args.list:
-        print(markdown_table([{"step": s.name, "status": listed_status(s, settings), "configurations": len(s.runs) + 1,
+        print(markdown_table([{"step": s.name, "status": LISTED_STATUS[step_status(s, settings)],
+                               "configurations": len(s.runs) + 1,
                                "purpose": s.purpose} for s in selected_steps(settings)]))
         return 0
     check_output_file(settings.folder / "summary.json", "--results-dir")  # before hours of work it could not save
     if args.prepare_only:
-        models = prepare_models(settings, [s for s in selected_steps(settings) if step_status(s, settings) == "todo"])
+        steps = selected_steps(settings)
+        status = refuse_stale(steps, settings)
+        models = prepare_models(settings, [s for s in steps if status[s.name] == "todo"])
         print(markdown_table([{"model": str(key), "folder": str(path)} for key, path in sorted(models.items(), key=str)]))
         return 0
     print(markdown_table(run_suite(settings, invocation(args.argv))))
     print(f"\nsummary: {settings.folder / 'summary.md'}")
     return 0
-
-
-def listed_status(step: SuiteStep, settings: SuiteSettings) -> str:
-    """`step_status` for --list: a result made with other settings is listed as such instead of stopping the list."""
-    from ..errors import ConfigError
-    from ..suite import step_status
-
-    try:
-        return step_status(step, settings)
-    except ConfigError:
-        return "stale: measured with other settings (move its JSON away to measure again)"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
