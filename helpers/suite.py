@@ -153,10 +153,11 @@ def default_steps(ks: tuple[int, ...], lookup_ks: tuple[int, ...], draft_formats
         # the unpruned draft (full and trimmed head) and the most worked-on variant of the shallowest cut, at every
         # other k of the sweep and with a confidence threshold: a pruned draft must win at its best setting, not only at k
         principal = [unpruned, *agent_drafts(plan)]
-        runs = [draft_run(key, k=other) for key in principal for other in ks if other != k]
+        other_ks = sorted({*ks, *SUITE.sweep_extra_ks} - {k})
+        runs = [draft_run(key, k=other) for key in principal for other in other_ks]
         runs += [draft_run(key, threshold) for key in principal for threshold in SUITE.sweep_thresholds]
         steps.append(SuiteStep("pruned-drafts-sweep", "the unpruned draft and the most worked-on shallowest draft at "
-                               f"the other k ({', '.join(str(x) for x in ks if x != k) or 'none'}) and with a confidence "
+                               f"the other k ({', '.join(map(str, other_ks)) or 'none'}) and with a confidence "
                                f"threshold of {' / '.join(f'{t:g}' for t in SUITE.sweep_thresholds)}", tuple(runs)))
         if plan.heal is not None:
             runs = [draft_run(ModelKey("draft", "int4-all")),

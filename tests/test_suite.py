@@ -109,7 +109,7 @@ def test_pruned_drafts_and_agent_steps(tiny_models, tmp_path):
     sweep = json.loads((tmp_path / "pruned-drafts-sweep.json").read_text())
     principal = ["unpruned", "head1k", "pruned1-replaceme-healed-head1k"]
     assert [row["label"] for row in sweep["summary"]] == [
-        suite.REFERENCE, *(f"int4 + {v} int4 draft k=3" for v in principal),
+        suite.REFERENCE, *(f"int4 + {v} int4 draft k={k}" for v in principal for k in (1, 3)),  # k=1 always swept
         *(f"int4 + {v} int4 draft threshold={t:g}" for v in principal for t in SUITE.sweep_thresholds)]
     healing = json.loads((tmp_path / "healing.json").read_text())
     agreement = healing["drafts"][0]["held-out agreement"]
