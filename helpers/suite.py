@@ -557,8 +557,9 @@ def write_summary(settings: SuiteSettings, command: str) -> Path:
             commands.append(data["settings"]["suite"]["command"])
     write_json(folder / "summary.json", {"preset": settings.preset.name, "reference": REFERENCE, "command": command,
                                          "step_commands": sorted(set(commands)), "machines": machines, "rows": rows})
-    done = {s.name for s in finished_steps(settings)}
-    todo = [s.name for s in settings.steps_planned() if s.name not in done]
+    status = {s.name: step_status(s, settings) for s in settings.steps_planned()}
+    todo = [name for name, state in status.items() if state == "todo"]
+    stale = [name for name, state in status.items() if state == "stale"]
     text = "\n\n".join([
         f"# Benchmark suite: {settings.preset.name}",
         f"Command (latest run):\n\n```\n{command}\n```",
@@ -571,7 +572,8 @@ def write_summary(settings: SuiteSettings, command: str) -> Path:
         if rows else "(no finished step yet)",
         agent_section(rows, folder),
         healing_section(folder),
-        "Steps not measured yet: " + (", ".join(todo) if todo else "none"),
+        "Steps not measured yet: " + (", ".join(todo) if todo else "none")
+        + (f". Measured with other settings, left out until measured again: {', '.join(stale)}" if stale else ""),
         "## Machine\n\n" + (markdown_table(machines) if machines else "-"),
     ]) + "\n"
     atomic_write_text(folder / "summary.md", text)
