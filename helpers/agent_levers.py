@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .settings import SUITE
 
 KV_CACHE_PRECISIONS = ("u8", "u4", "f16", "bf16", "f32")
 LOOKUP_SWEEP_STEP = "agent-lookup-sweep"  # the suite step that varies prompt lookup (its result file's name)
@@ -107,7 +108,7 @@ def lookup_setup(k: int) -> AgentSetup:
     return AgentSetup(f"prompt lookup k={k}", prompt_lookup=True, num_assistant_tokens=k)
 
 
-def lever_setups(k: int = 3, lookup_k: int = 5, threshold: float = 0.4) -> list[AgentSetup]:
+def lever_setups(k: int = 3, lookup_k: int = 5, threshold: float = SUITE.confidence_threshold) -> list[AgentSetup]:
     """The reference, then every lever alone (the suite measures them interleaved, losers included)."""
     return [
         AgentSetup(),
@@ -120,7 +121,7 @@ def lever_setups(k: int = 3, lookup_k: int = 5, threshold: float = 0.4) -> list[
     ]
 
 
-def combined_setups(k: int = 3, lookup_k: int = 5, threshold: float = 0.4) -> list[AgentSetup]:
+def combined_setups(k: int = 3, lookup_k: int = 5, threshold: float = SUITE.confidence_threshold) -> list[AgentSetup]:
     """The levers combined: each speculative lever with the setting that helped alone in single runs on this CPU
     (dynamic quantization off); the suite's agent step measures them against the levers alone."""
     return [AgentSetup(f"combined: prompt lookup k={lookup_k}, DQ off", prompt_lookup=True,
@@ -154,7 +155,8 @@ def preset_model_setups(recorded: dict[str, dict[str, Any]]) -> dict[str, AgentS
     ks = {s.num_assistant_tokens for s in rebuilt.values() if s.draft and s.num_assistant_tokens}
     lookup_ks = {s.num_assistant_tokens for s in rebuilt.values() if s.prompt_lookup and s.num_assistant_tokens}
     thresholds = {s.assistant_confidence_threshold for s in rebuilt.values() if s.assistant_confidence_threshold}
-    known = {s.label: s for k in ks or {3} for lookup_k in lookup_ks or {5} for threshold in thresholds or {0.4}
+    thresholds = thresholds or {SUITE.confidence_threshold}
+    known = {s.label: s for k in ks or {3} for lookup_k in lookup_ks or {5} for threshold in thresholds
              for s in [*lever_setups(k, lookup_k, threshold), *combined_setups(k, lookup_k, threshold),
                        *lookup_sweep_setups(lookup_k)]}
     return {label: setup for label, setup in rebuilt.items() if label in known and known[label] == setup}
