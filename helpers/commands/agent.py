@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from ..agent_levers import KV_CACHE_PRECISIONS, AgentSetup, default_setup
-from ..errors import ConfigError
 from ..settings import AGENT, BLOG_TASK, TINY_PRESET
 from ..tables import markdown_table
 from .common import add_command, model_options, non_negative_int, positive_int, probability, resolve_device
@@ -31,8 +30,6 @@ def cmd_agent(args: argparse.Namespace) -> int:
     from ..presets import get_preset
 
     preset = get_preset(args.preset)
-    if any(not task.strip() for task in args.task or []):  # before loading anything
-        raise ConfigError("Give the agent a task: a --task is empty (e.g. --task \"Make slides about Qwen3\").")
     device = resolve_device(args)
     output_dir = Path(args.output_dir).expanduser() if args.output_dir else outputs_dir(args.workdir, OUTPUT_NAME)
     check_writable(output_dir)  # creates it; a read-only place or a file in the way fails before the models load
