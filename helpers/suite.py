@@ -516,12 +516,13 @@ def finished_steps(settings: SuiteSettings) -> list[SuiteStep]:
     return [step for step in replace(settings, steps=()).steps_planned() if step_status(step, settings) == "done"]
 
 
-def summary_rows(settings: SuiteSettings) -> list[dict[str, Any]]:
-    """Every configuration of every finished step, with the formula's prediction where it applies."""
+def summary_rows(settings: SuiteSettings, finished: Sequence[SuiteStep] | None = None) -> list[dict[str, Any]]:
+    """Every configuration of every finished step (`finished`, when the caller knows them already), with the formula's
+    prediction where it applies."""
     from .speculative import with_predictions
 
     rows: list[dict[str, Any]] = []
-    for step in finished_steps(settings):
+    for step in finished_steps(settings) if finished is None else finished:
         if step.kind == "agent":
             rows += [{"step": step.name, **row} for row in agent_rows(result_path(step, settings))]
             continue
@@ -547,9 +548,12 @@ def write_summary(settings: SuiteSettings, command: str) -> Path:
     from .tables import markdown_table
 
     folder = settings.folder
-    rows = summary_rows(settings)
+    planned = settings.steps_planned()
+    status = {s.name: step_status(s, settings) for s in planned}  # each result file read once for the whole summary
+    finished = [s for s in planned if status[s.name] == "done"]
+    rows = summary_rows(settings, finished)
     machines, commands = [], []
-    for step in finished_steps(settings):
+    for step in finished:
         path = result_path(step, settings)
         if path.is_file():
             data = json.loads(path.read_text())
@@ -557,7 +561,6 @@ def write_summary(settings: SuiteSettings, command: str) -> Path:
             commands.append(data["settings"]["suite"]["command"])
     write_json(folder / "summary.json", {"preset": settings.preset.name, "reference": REFERENCE, "command": command,
                                          "step_commands": sorted(set(commands)), "machines": machines, "rows": rows})
-    status = {s.name: step_status(s, settings) for s in settings.steps_planned()}
     todo = [name for name, state in status.items() if state == "todo"]
     stale = [name for name, state in status.items() if state == "stale"]
     text = "\n\n".join([
@@ -582,7 +585,7 @@ def write_summary(settings: SuiteSettings, command: str) -> Path:
         counts = {label: sum(r["label"] == label for r in rows) for label in {r["label"] for r in rows}}
         bars = [{**r, "label": r["label"] if counts[r["label"]] == 1 else f"{r['label']} ({r['step']})"} for r in rows]
         save_figure(plot_benchmark_summary(bars, title=f"{settings.preset.name}: all configurations"), folder / "overview.png")
-        for step in finished_steps(settings):
+        for step in finished:
             step_rows = [r for r in rows if r["step"] == step.name]
             if len({run.k for run in step.runs if run.mode == "draft" and run.k}) > 1 and step_rows:  # a k sweep
                 save_figure(plot_speedup_vs_k(step_rows, title=f"{step.name}: speedup vs {REFERENCE}"),
