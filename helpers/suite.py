@@ -273,6 +273,12 @@ def refuse_stale(steps: Sequence[SuiteStep], settings: SuiteSettings) -> dict[st
     return status
 
 
+def steps_to_measure(settings: SuiteSettings, steps: Sequence[SuiteStep]) -> list[SuiteStep]:
+    """The `steps` without a result yet; raises `ConfigError` naming a stale result, before any work."""
+    status = refuse_stale(steps, settings)
+    return [s for s in steps if status[s.name] == "todo"]
+
+
 def suite_formats(preset: Preset) -> dict[str, WeightFormat]:
     """The weight formats the suite names "int4", "int8" and "int4-all", the same for unpruned and pruned drafts.
 
@@ -643,12 +649,11 @@ def run_suite(settings: SuiteSettings, command: str = "", progress: bool = True)
     from tqdm.auto import tqdm
 
     steps = selected_steps(settings)
-    status = refuse_stale(steps, settings)  # before any work
-    todo = [s for s in steps if status[s.name] == "todo"]
+    todo = steps_to_measure(settings, steps)
     models = prepare_models(settings, todo, progress)
     for step in tqdm(todo, desc="suite", disable=not progress, leave=False):
         run_step(step, settings, models, command)
         write_summary(settings, command)
     write_summary(settings, command)
-    return [{"step": s.name, "action": "skipped (done)" if status[s.name] == "done" else "measured",
+    return [{"step": s.name, "action": "measured" if s in todo else "skipped (done)",
              "result": str(result_path(s, settings)), "purpose": s.purpose} for s in steps]

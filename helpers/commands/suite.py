@@ -54,7 +54,7 @@ def cmd_suite(args: argparse.Namespace) -> int:
     from ..presets import get_preset
     from ..prompts import builtin_prompts, load_prompts
     from ..speculative import EXACT_PROPERTIES
-    from ..suite import SuiteSettings, prepare_models, refuse_stale, run_suite, selected_steps, step_status
+    from ..suite import SuiteSettings, prepare_models, run_suite, selected_steps, step_status, steps_to_measure
 
     settings = SuiteSettings(
         preset=get_preset(args.preset),
@@ -75,9 +75,7 @@ def cmd_suite(args: argparse.Namespace) -> int:
         return 0
     check_output_file(settings.folder / "summary.json", "--results-dir")  # before hours of work it could not save
     if args.prepare_only:
-        steps = selected_steps(settings)
-        status = refuse_stale(steps, settings)
-        models = prepare_models(settings, [s for s in steps if status[s.name] == "todo"])
+        models = prepare_models(settings, steps_to_measure(settings, selected_steps(settings)))
         print(markdown_table([{"model": str(key), "folder": str(path)} for key, path in sorted(models.items(), key=str)]))
         return 0
     print(markdown_table(run_suite(settings, invocation(args.argv))))
