@@ -143,15 +143,30 @@ def answers_path(preset: Preset, plan: HealingPlan, workdir: PathLike | None = N
     return work_folder(preset, workdir) / f"answers-{plan.max_new_tokens}tok.jsonl"
 
 
+def plan_answers_path(preset: Preset, plan: HealingPlan, workdir: PathLike | None = None) -> Path:
+    """The answers to exactly `plan.prompts` prompts (JSONL, in prompt order): what heals, calibrates and is held out."""
+    return answers_path(preset, plan, workdir).with_name(f"answers-{plan.max_new_tokens}tok-{plan.prompts}prompts.jsonl")
+
+
 def distillation_data(preset: Preset, plan: HealingPlan, target_dir: Path, progress: bool = True,
                       workdir: PathLike | None = None) -> Path:
-    """The target's answers to `plan.prompts` prompts (only missing answers are generated)."""
-    from .distill import generate_distillation_data
+    """The target's answers to `plan.prompts` prompts (only missing answers are generated), as their own file.
+
+    The generated answers are shared by every plan of the preset, so a run with more prompts leaves more records
+    there; healing, the held-out split and calibration read only this plan's, so the same command makes the same
+    draft whatever ran before it."""
+    from .distill import generate_distillation_data, read_distillation_data
+    from .fsutil import atomic_write_text
     from .prompts import distillation_prompts
 
-    path = answers_path(preset, plan, workdir)
-    generate_distillation_data(target_dir, distillation_prompts(plan.prompts), path, max_new_tokens=plan.max_new_tokens,
-                               progress=progress)
+    shared = answers_path(preset, plan, workdir)
+    prompts = distillation_prompts(plan.prompts)
+    generate_distillation_data(target_dir, prompts, shared, max_new_tokens=plan.max_new_tokens, progress=progress)
+    by_id = {record["id"]: record for record in read_distillation_data(shared)}
+    text = "".join(json.dumps(by_id[p.id], ensure_ascii=False) + "\n" for p in prompts)
+    path = plan_answers_path(preset, plan, workdir)
+    if not path.is_file() or path.read_text(encoding="utf-8") != text:  # unchanged: keep its digest-keyed caches
+        atomic_write_text(path, text)
     return path
 
 
@@ -193,6 +208,14 @@ def held_out_share(plan: HealingPlan) -> float:
 
 
 AGREEMENT_CACHE = "held-out-agreement.json"  # beside the distillation data: agreements already measured
+
+
+def answer_counts(plan: HealingPlan, data: Path) -> dict[str, int]:
+    """How many of the target's answers trained the drafts and how many were held out to measure them."""
+    from .distill import read_distillation_data, split_held_out
+
+    training, held = split_held_out(read_distillation_data(data), held_out_share(plan))
+    return {"training": len(training), "held out": len(held)}
 
 
 def _weights_stamp(folder: Path) -> str:
@@ -426,5 +449,6 @@ def make_pruned_drafts(preset: Preset, plan: HealingPlan, target_dir: Path, form
     write_json(work_folder(preset, workdir) / "pruned-drafts.json",
                {"plan": plan.describe(), "formats": [w.describe() for w in formats], "drafts": [d.row() for d in drafts],
                 "unpruned held-out agreement": reference.get("draft"), "held-out share": held_out_share(plan),
+                "answers": answer_counts(plan, data),
                 "unpruned variants": {str(k): str(v) for k, v in unpruned.items()}})
     return drafts, unpruned

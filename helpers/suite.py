@@ -329,11 +329,11 @@ def export_agreement(settings: SuiteSettings, exports: dict[ModelKey, Path], tar
     checkpoint it was exported from (what the export keeps of repair and healing), and acceptance at the pruned
     drafts' k (what the pipeline makes of it). Agreement only for a full output layer: a trimmed head's graph
     computes logits for the last position alone (all the pipeline samples from a draft)."""
-    from .pruned_drafts import answers_path, held_out_acceptance, held_out_agreement
+    from .pruned_drafts import held_out_acceptance, held_out_agreement, plan_answers_path
 
     if settings.plan is None:
         return []
-    data = answers_path(settings.preset, settings.plan, settings.workdir)
+    data = plan_answers_path(settings.preset, settings.plan, settings.workdir)
     measured = held_out_agreement({key: path for key, path in exports.items() if not key.head_tokens}, settings.plan,
                                   data, settings.device, settings.properties)
     accepted = held_out_acceptance(target_int4, exports, settings.plan, data, settings.pruned_k, settings.max_new_tokens,
@@ -365,7 +365,8 @@ def write_healing_record(settings: SuiteSettings, drafts: list[Any], exports: li
         plan = {**plan, "depths": sorted({row.get("depth") for row in rows if row.get("depth")})}
     write_json(path, {"plan": plan, "drafts": rows,
                       "unpruned held-out agreement": made.get("unpruned held-out agreement"),
-                      "held-out share": made.get("held-out share"), "export held-out agreement": exports})
+                      "held-out share": made.get("held-out share"), "answers": made.get("answers"),
+                      "export held-out agreement": exports})
     return path
 
 
@@ -387,6 +388,9 @@ def healing_section(folder: Path) -> str:
         return ""
     share = record.get("held-out share")
     held = f"{share:.0%}" if share else "none"
+    counts = record.get("answers") or {}
+    if counts:
+        held += f": {counts.get('held out')} answers, beside {counts.get('training')} that trained"
     return ("## Pruned drafts: repair and healing\n\nTop-1 agreement with the target's answers on held-out prompts "
             f"({held} of the distillation records, never trained on), per Hugging Face checkpoint; healing "
             f"settings: {describe_heal((record.get('plan') or {}).get('heal'))}.\n\n" + markdown_table(rows)

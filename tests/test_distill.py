@@ -6,7 +6,7 @@ import pytest
 
 from helpers import distill
 from helpers.commands import main
-from helpers.distill import HealConfig, generate_distillation_data, heal, read_distillation_data
+from helpers.distill import HealConfig, generate_distillation_data, heal, read_distillation_data, split_held_out
 from helpers.errors import (
     ConfigError,
     ModelFolderError,
@@ -266,3 +266,19 @@ def test_named_recipes_say_where_they_run_and_heal_softly_except_the_full_one():
         assert recipe.topk and recipe.neighbour_layers and recipe.warmup_steps and recipe.max_grad_norm <= 0.5
     assert settings.HEAL_RECIPES["cpu-suite"].row()["layers trained"] == "2 each side of the cut"
     assert settings.HEAL_RECIPES["full"].row()["loss"] == "cross-entropy on the answers"
+
+
+def test_a_plan_reads_only_its_own_answers(tiny_models, tmp_path):
+    """A run with more prompts leaves more answers in the shared file; a later plan heals and holds out only its own."""
+    from helpers.presets import get_preset
+    from helpers.pruned_drafts import HealingPlan, answer_counts, answers_path, distillation_data, held_out_share
+
+    preset = get_preset("tiny")
+    larger, smaller = (HealingPlan(depths=(1,), prompts=n, max_new_tokens=6, heal=None) for n in (7, 4))
+    assert len(read_distillation_data(distillation_data(preset, larger, tiny_models.target, False, tmp_path))) == 7
+    path = distillation_data(preset, smaller, tiny_models.target, False, tmp_path)
+    shared = read_distillation_data(answers_path(preset, smaller, tmp_path))
+    assert len(shared) == 7
+    assert read_distillation_data(path) == shared[:4]  # the first prompts, in their order
+    held = split_held_out(shared[:4], held_out_share(smaller))[1]
+    assert answer_counts(smaller, path) == {"training": 4 - len(held), "held out": len(held)}
