@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ModelFolderError
+from .errors import ConfigError, ModelFolderError
 from .fsutil import atomic_directory, check_writable, raise_if_disk_full, read_json, remove_stale_partials, write_json
-from .hf import check_hf_model_dir, hub_unreachable, is_hub_id, network_errors
+from .hf import check_hf_model_dir, hub_unreachable, is_closed_client_error, is_hub_id, network_errors
 from .paths import PathLike, models_dir
 from .presets import PYPI_GGUF_SOURCE_PREFIX, TINY_SOURCE_PREFIX, ModelSpec, Preset, WeightFormat
 
@@ -86,6 +86,9 @@ def folder_size(path: Path) -> int:
 def hf_weights_size(folder: Path) -> int:
     """Bytes of the weight files of a Hugging Face checkpoint folder."""
     return sum(f.stat().st_size for f in Path(folder).iterdir() if f.suffix in HF_WEIGHT_SUFFIXES)
+
+
+HF_TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json")  # a Hugging Face folder has one of them
 
 
 def missing_files(path: Path, require_tokenizer: bool = True) -> list[str]:
@@ -303,6 +306,10 @@ def export_model(
     from transformers import AutoTokenizer
 
     check_writable(dest.parent)  # a read-only or full destination fails now, not after the export
+    if Path(resolved).is_dir() and not any((Path(resolved) / name).is_file() for name in HF_TOKENIZER_FILES):
+        # transformers would make up a tokenizer of a few bytes, and every prompt would become zero tokens
+        raise ModelFolderError(f"{resolved} has no tokenizer (none of {', '.join(HF_TOKENIZER_FILES)}): copy the "
+                               "original model's tokenizer files into it.")
     start = time.perf_counter()
     try:
         tokenizer = AutoTokenizer.from_pretrained(resolved)
@@ -322,10 +329,16 @@ def export_model(
                                              "files": file_sizes(tmp)})
     except network_errors() as exc:
         raise hub_unreachable(resolved, exc) from exc
-    except OSError as exc:
+    except (OSError, RuntimeError) as exc:
         message = str(exc).lower()
-        if not Path(resolved).exists() and any(word in message for word in ("offline", "connect", "resolve")):
+        words = ("offline", "connect", "resolve", "can't load")
+        if not Path(resolved).exists() and (is_closed_client_error(exc) or any(word in message for word in words)):
             raise hub_unreachable(resolved, exc) from exc
+        raise
+    except Exception as exc:
+        if type(exc).__name__ == "InvalidGroupSizeError":  # NNCF's: the group size does not divide a layer's width
+            raise ConfigError(f"Group size {weights.group_size} does not divide the model's layer widths: use a power "
+                              "of two such as 32, 64 or 128 (--group-size).") from exc
         raise
     return _result(role, dest, resolved, weights.describe(), "exported", time.perf_counter() - start, cli)
 

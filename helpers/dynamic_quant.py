@@ -41,6 +41,9 @@ OFF = 0
 # Settings and device properties
 
 
+LARGEST_GROUP_SIZE = 2**31 - 1
+
+
 def check_group_size(value: object) -> int:
     """Return `value` as a DQ group size (an int >= 0), else raise `ConfigError` saying what is allowed.
 
@@ -56,6 +59,9 @@ def check_group_size(value: object) -> int:
             f"{PROPERTY} cannot be negative, got {value}. Use 0 to turn dynamic quantization off, "
             "or a positive group size such as 32, 64, 128 or 256."
         )
+    if value > LARGEST_GROUP_SIZE:
+        raise ConfigError(f"{PROPERTY} must be at most {LARGEST_GROUP_SIZE:,} (OpenVINO takes it as a C++ integer), "
+                          f"got {value:,}. Use a group size such as 32, 64, 128 or 256.")
     return int(value)
 
 

@@ -133,7 +133,8 @@ def count_tokens(pipe: Any, text: str) -> int:
     return int(pipe.get_tokenizer().encode(text).input_ids.get_shape()[1])
 
 
-def check_prompt_fits(pipe: Any, text: str, max_new_tokens: int, limit: int | None, what: str = "The prompt") -> int:
+def check_prompt_fits(pipe: Any, text: str, max_new_tokens: int, limit: int | None, what: str = "The prompt",
+                      fix: str = "Shorten the prompt or lower max_new_tokens (--max-new-tokens).") -> int:
     """Refuse, before any generation, a prompt that with `max_new_tokens` does not fit the model's context `limit`.
 
     A prompt past the context is not an error to OpenVINO GenAI: it runs (a 192k-token prompt prefilled for minutes,
@@ -141,9 +142,16 @@ def check_prompt_fits(pipe: Any, text: str, max_new_tokens: int, limit: int | No
     tokens = count_tokens(pipe, text)
     if limit and tokens + max_new_tokens > limit:
         raise ConfigError(f"{what} is {tokens:,} tokens; with max_new_tokens {max_new_tokens} that is "
-                          f"{tokens + max_new_tokens:,}, more than the model's context of {limit:,} tokens. Shorten the "
-                          "prompt or lower max_new_tokens (--max-new-tokens).")
+                          f"{tokens + max_new_tokens:,}, more than the model's context of {limit:,} tokens. {fix}")
     return tokens
+
+
+def check_within_context(model_dir: str | Path, tokens: int, what: str, fix: str) -> None:
+    """Refuse, before any work, a job whose sequences need `tokens` positions, more than the model's context (past
+    it, OpenVINO allocates for the whole length, tens of GB, and the model answers from positions it never learnt)."""
+    limit = context_length(model_dir)
+    if limit and tokens > limit:
+        raise ConfigError(f"{what} needs {tokens:,} tokens, more than the model's context of {limit:,}. {fix}")
 
 
 def generate_interruptibly(pipe: Any, inputs: Any, config: Any, streamer: Callable[[str], Any] | None = None) -> Any:

@@ -30,6 +30,12 @@ def hub_unreachable(source: str, exc: BaseException) -> HubUnreachableError:
     )
 
 
+def is_closed_client_error(exc: BaseException) -> bool:
+    """huggingface_hub retries a failed request on an httpx client it has already closed, and httpx then raises this
+    RuntimeError in place of the connection error (seen offline with huggingface-hub 1.21)."""
+    return isinstance(exc, RuntimeError) and "client has been closed" in str(exc)
+
+
 def network_errors() -> tuple[type[BaseException], ...]:
     """The exception types a failed hub download raises (huggingface_hub's, httpx's and the built-in ones)."""
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled
@@ -131,7 +137,7 @@ def load_causal_lm(source: str | Path, dtype: str = "float32") -> tuple[Any, Any
         raise
     except Exception as exc:  # a local folder that passed the cheap checks but still does not load
         if not local.exists():
-            if isinstance(exc, OSError):
+            if isinstance(exc, OSError) or is_closed_client_error(exc):
                 raise hub_unreachable(source, exc) from exc
             raise
         first_line = (str(exc).splitlines() or [""])[0][:200]

@@ -54,19 +54,29 @@ def conversation(pipe: Any, turns: list[dict[str, str]]) -> str:
     return pipe.get_tokenizer().apply_chat_template(turns, add_generation_prompt=True)
 
 
+FOLLOW_UP_ROOM = 64  # tokens of the follow-up question and chat markup around the repeated answer
+
+
 def measure_prefix_reuse(target_dir: str | Path, device: str = "CPU", draft_dir: str | Path | None = None,
                          answer_tokens: int = BENCH.reuse_answer_tokens, repeats: int = BENCH.reuse_repeats,
                          lookup_k: int = BENCH.reuse_lookup_tokens, draft_k: int = AGENT.num_assistant_tokens,
                          progress: bool = True) -> list[ReuseRun]:
     """Each mode (plain; prompt lookup; the draft, if `draft_dir`) on a fresh pipeline with prefix caching, `repeats`
     times, the order rotating every repeat. Greedy; the speculative modes keep their defaults otherwise."""
+    import openvino_genai as ov_genai
     from tqdm.auto import tqdm
 
     from .benchmark import measure
-    from .generation import generation_config, load_pipeline
+    from .generation import check_within_context, generation_config, load_pipeline
 
     if answer_tokens < 1 or repeats < 1:
         raise ConfigError(f"answer_tokens and repeats must be at least 1, got {answer_tokens} and {repeats}.")
+    # the longest prompt (question, answer, follow-up) must fit the context: checked with the tokenizer alone
+    tokenizer = ov_genai.Tokenizer(str(target_dir))
+    question = tokenizer.apply_chat_template([{"role": "user", "content": request()}], add_generation_prompt=True)
+    check_within_context(target_dir, int(tokenizer.encode(question).input_ids.get_shape()[1]) + answer_tokens
+                         + FOLLOW_UP_ROOM, "The prefix-reuse conversation (the question, an answer of --answer-tokens "
+                         "and the follow-up)", "Lower --answer-tokens: the follow-up prompt repeats the whole answer.")
     modes = [m for m in MODES if m != "draft" or draft_dir is not None]
     runs: list[ReuseRun] = []
     with tqdm(total=repeats * len(modes), desc="prefix reuse", disable=not progress, leave=False) as bar:

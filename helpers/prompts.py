@@ -18,7 +18,7 @@ from typing import Any
 
 from .errors import ConfigError, HubUnreachableError, MissingPackageError, PromptFileError
 from .fsutil import read_jsonl
-from .hf import network_errors
+from .hf import is_closed_client_error, network_errors
 
 
 @dataclass(frozen=True)
@@ -242,7 +242,9 @@ def dataset_prompts(dataset_id: str, limit: int, split: str = "train", config_na
                 bar.update()
                 if len(prompts) >= limit:
                     break
-    except (*network_errors(), FileNotFoundError) as exc:  # streaming fetches lazily: errors surface while reading
+    except (*network_errors(), FileNotFoundError, RuntimeError) as exc:  # streaming fetches lazily: errors surface late
+        if isinstance(exc, RuntimeError) and not is_closed_client_error(exc):
+            raise
         raise HubUnreachableError(
             f"Cannot stream {dataset_id!r} ({type(exc).__name__}: {str(exc).splitlines()[0][:160]}). Check the connection "
             "and the dataset id and config (--dataset-config), or use 'builtin' or a JSONL file of prompts."

@@ -289,6 +289,11 @@ def prune_model(
 
     dest = Path(dest).expanduser().resolve()
     source_id = str(Path(source).expanduser().resolve()) if Path(str(source)).expanduser().exists() else str(source)
+    if Path(str(source)).expanduser().exists():
+        source_dir = Path(source_id)
+        if dest == source_dir or dest in source_dir.parents:
+            raise ModelFolderError(f"The pruned model cannot be written to {dest}: replacing it would delete its source "
+                                   f"{source_dir}. Choose another --output.")
     remove_stale_partials(dest.parent, dest.name)
     existing = read_json(dest / MANIFEST_NAME) if dest.is_dir() else None
     if existing and not overwrite and existing.get("source") == source_id and existing.get("removed") == block.layers:

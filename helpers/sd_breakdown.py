@@ -240,7 +240,8 @@ def break_even_acceptance(breakdown: Breakdown | Mapping[str, Any]) -> float:
     row = _row(breakdown)
     calls = row["draft_ms"] / row["draft_token_ms"] if row["draft_token_ms"] else 0.0
     if calls <= 0:
-        raise ConfigError("break_even_acceptance needs a speculative breakdown with draft calls.")
+        raise ConfigError("No draft call was measured (every answer ended before a speculative step): raise "
+                          "--max-new-tokens or --prompts.")
     return (break_even_tokens(row) - 1.0) / calls
 
 
@@ -287,6 +288,11 @@ class BreakdownSettings:
                 or self.warmup < 0:
             raise ConfigError("prompts, repeats, max_new_tokens, forward_repeats, context and every n must be >= 1, "
                               "warmup >= 0.")
+        from .prompts import builtin_prompts
+
+        if self.prompts > len(builtin_prompts()):
+            raise ConfigError(f"The breakdown runs the built-in prompts, of which there are {len(builtin_prompts())}: "
+                              f"--prompts {self.prompts} is too many.")
 
 
 def compare(base: Any, sd: Any, target: StatefulLM, draft: StatefulLM, texts: Mapping[str, str],

@@ -541,3 +541,100 @@ def test_a_prune_depth_the_draft_cannot_lose_stops_before_the_target_answers(tin
     with pytest.raises(ConfigError, match="Cannot remove 50 layers"):
         make_pruned_drafts(get_preset("tiny"), plan, tiny_models.target, [WeightFormat(bits=4)], progress=False)
     assert not answers_path(get_preset("tiny"), plan).exists()
+
+
+def test_a_full_disk_names_the_option_that_chose_the_place(capsys, monkeypatch, tmp_path):
+    import argparse
+    import errno
+
+    def full(args):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "out" / "b.json"))
+
+    def build() -> argparse.ArgumentParser:
+        parser = argparse.ArgumentParser()
+        parser.add_argument("command")
+        parser.add_argument("--json")
+        parser.set_defaults(handler=full)
+        return parser
+
+    monkeypatch.setattr("helpers.commands.build_parser", build)
+    assert main(["bench", "--json", str(tmp_path / "out" / "b.json")]) == 2
+    assert "point --json at a larger disk" in _one_line(capsys)
+
+
+@pytest.mark.parametrize("argv", [
+    ["bench", "--max-new-tokens", "99999999999999999999"],
+    ["dq", "--group-sizes", "99999999999999999999"],
+    ["agent", "--max-new-tokens", "3000000000"],
+])
+def test_counts_past_what_openvino_takes_are_refused(argv, capsys):
+    try:
+        code = main(argv)
+    except SystemExit as exit_info:  # refused by the argument parser
+        code = exit_info.code
+    err = capsys.readouterr().err
+    assert code == 2 and "must be at most" in err and "Traceback" not in err
+
+
+def test_results_never_replace_an_input_or_a_model_file(tiny_models, tmp_path, capsys):
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text('{"id": "a", "text": "hello"}\n')
+    before = (tiny_models.target / "config.json").read_bytes()
+    cases = {("--prompts", str(prompts), "--json", str(prompts)): "also an input",
+             ("--json", str(tiny_models.target / "config.json")): "inside a model folder"}
+    for extra, fix in cases.items():
+        assert main(["bench", "--preset", "tiny", "--no-draft", *extra]) == 2
+        assert fix in _one_line(capsys)
+    assert prompts.read_text() == '{"id": "a", "text": "hello"}\n'
+    assert (tiny_models.target / "config.json").read_bytes() == before
+
+
+@pytest.mark.parametrize(("argv", "fix"), [
+    (["breakdown", "--context", "100000"], "Lower --context or --ns"),
+    (["breakdown", "--ns", "1", "100000"], "Lower --context or --ns"),
+    (["breakdown", "--prompts", "1000"], "too many"),
+    (["dq", "--no-control", "--lengths", "16", "100000"], "Lower --lengths"),
+    (["dq", "--no-control", "--timing", "--timing-lengths", "16400"], "Lower --timing-lengths"),
+    (["prefix-reuse", "--no-draft", "--answer-tokens", "20000"], "Lower --answer-tokens"),
+])
+def test_sizes_past_the_context_are_refused_before_any_work(argv, fix, tiny_models, capsys):
+    models = ["--target", str(tiny_models.target)]
+    if argv[0] == "breakdown":
+        models += ["--draft", str(tiny_models.draft)]
+    assert main([*argv, *models]) == 2
+    assert fix in _one_line(capsys)
+
+
+def test_prune_never_writes_over_its_source(tiny_models, tmp_path):
+    from helpers.pruning import Block, prune_model
+    from helpers.tiny import build_tiny_pair
+
+    source = tmp_path / "draft"
+    shutil.copytree(build_tiny_pair().path_for("draft"), source)
+    before = sorted(p.name for p in source.iterdir())
+    with pytest.raises(ModelFolderError, match="delete its source"):
+        prune_model(source, source, Block(1, 1), overwrite=True)
+    assert sorted(p.name for p in source.iterdir()) == before
+
+
+def test_a_source_without_tokenizer_or_with_an_odd_group_size_is_refused(tiny_models, tmp_path):
+    from helpers.presets import WeightFormat
+    from helpers.tiny import build_tiny_pair
+
+    source = tmp_path / "notok"
+    shutil.copytree(build_tiny_pair().path_for("draft"), source)
+    for name in conversion.HF_TOKENIZER_FILES:
+        (source / name).unlink(missing_ok=True)
+    with pytest.raises(ModelFolderError, match="has no tokenizer"):
+        conversion.export_model(source, tmp_path / "out", WeightFormat(bits=8))
+    with pytest.raises(ConfigError, match="does not divide"):
+        conversion.export_model(build_tiny_pair().path_for("draft"), tmp_path / "odd", WeightFormat(bits=4, group_size=7))
+    assert not (tmp_path / "out").exists() and not (tmp_path / "odd").exists()
+
+
+def test_an_unreachable_dataset_is_one_line():
+    from helpers.errors import HubUnreachableError
+    from helpers.prompts import load_prompt_source
+
+    with pytest.raises(HubUnreachableError, match="Cannot stream"):
+        load_prompt_source("no-such-user/no-such-dataset", limit=2)

@@ -11,8 +11,10 @@ import argparse
 import errno
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from ..errors import TutorialError
+from ..settings import WORKDIR_ENV
 from . import agent, bench, draft, models, suite
 from .common import HelpFormatter
 
@@ -30,11 +32,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def os_error_hint(exc: OSError) -> str:
+def option_naming(path: str | None, args: argparse.Namespace | None) -> str:
+    """The command-line option whose value is `path` or a folder holding it (``--json``, ``--output``...), else the
+    work folder's option: the place the user can change."""
+    if path and args is not None:
+        target = Path(path).expanduser().absolute()
+        for name, value in vars(args).items():
+            if isinstance(value, (str, Path)) and str(value).strip() and name not in ("command", "argv"):
+                given = Path(value).expanduser().absolute()
+                if name != "workdir" and (given == target or given in target.parents):
+                    return "--" + name.replace("_", "-")
+    return f"--workdir (${WORKDIR_ENV})"
+
+
+def os_error_hint(exc: OSError, args: argparse.Namespace | None = None) -> str:
     """What to do about an operating-system error, in one sentence."""
+    option = option_naming(exc.filename2 or exc.filename, args)
     hints = {
-        errno.ENOSPC: "the disk is full: free some space or point --workdir ($TUTORIAL_WORKDIR) at a larger disk",
-        errno.EROFS: "the file system is read-only: point --workdir ($TUTORIAL_WORKDIR) at a writable folder",
+        errno.ENOSPC: f"the disk is full: free some space or point {option} at a larger disk",
+        errno.EROFS: f"the file system is read-only: point {option} at a writable folder",
         errno.EACCES: "permission denied: choose a folder you can write to (--workdir, --output)",
         errno.EPERM: "permission denied: choose a folder you can write to (--workdir, --output)",
         errno.EISDIR: "a folder stands where a file was expected: pass a file path",
@@ -81,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
-        print(f"error: {os_error_hint(exc)}", file=sys.stderr)
+        print(f"error: {os_error_hint(exc, args)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: finished work is kept; run the same command again to continue.", file=sys.stderr)

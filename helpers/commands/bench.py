@@ -32,7 +32,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     device = resolve_device(args)  # the cheap checks first, before a preset is converted
     prompts = load_prompts(args.prompts) if args.prompts else builtin_prompts()
-    check_output_file(args.json)
+    check_output_file(args.json, reads=[args.prompts])
     models = resolve_models(args)
     setup = SpeculativeSetup(
         target=models.target, draft=models.draft, device=device,
@@ -67,11 +67,16 @@ def cmd_dq(args: argparse.Namespace) -> int:
         uncompressed_control,
     )
     from ..fsutil import write_json
+    from ..generation import check_within_context
 
     device = resolve_device(args)
     settings_for(args.group_sizes)  # refuse bad group sizes before any work
     check_output_file(args.json)
     models = resolve_models(args, with_draft=not args.target)
+    check_within_context(models.target, max(args.lengths), "The longest --lengths prompt", "Lower --lengths.")
+    if args.timing:
+        check_within_context(models.target, max(args.timing_lengths) + args.max_new_tokens, "The longest "
+                             "--timing-lengths prompt with its --max-new-tokens", "Lower --timing-lengths.")
     model_dirs: dict[str, Path] = {"target": models.target}
     if models.draft is not None:
         model_dirs["draft"] = models.draft
@@ -101,6 +106,7 @@ def cmd_dq(args: argparse.Namespace) -> int:
 
 def cmd_breakdown(args: argparse.Namespace) -> int:
     from ..fsutil import write_json
+    from ..generation import check_within_context
     from ..sd_breakdown import BreakdownSettings, breakdown_report, measure_breakdown
     from ..sd_loop import check_k
 
@@ -111,6 +117,9 @@ def cmd_breakdown(args: argparse.Namespace) -> int:
     models = resolve_models(args)
     if models.draft is None:
         raise ConfigError("The breakdown compares speculative decoding with the target alone: it needs a draft.")
+    for model in (models.target, models.draft):
+        check_within_context(model, args.context + max(args.ns), "The forward-pass control (--context plus the largest "
+                             "--ns)", "Lower --context or --ns.")
     settings = BreakdownSettings(
         target=models.target, draft=models.draft, ks=tuple(args.num_assistant_tokens), prompts=args.prompts,
         max_new_tokens=args.max_new_tokens, repeats=args.repeats, warmup=args.warmup, device=device,

@@ -27,11 +27,17 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescript
         return super()._get_help_string(action)
 
 
+LARGEST_COUNT = 2**31 - 1  # OpenVINO takes counts as C++ integers; past this a value fails deep inside, not here
+
+
 def _whole_number(text: str) -> int:
     try:
-        return int(text)
+        value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value > LARGEST_COUNT:
+        raise argparse.ArgumentTypeError(f"must be at most {LARGEST_COUNT:,}, got {value:,}")
+    return value
 
 
 def positive_int(text: str) -> int:
@@ -143,9 +149,15 @@ def resolve_device(args: argparse.Namespace) -> str:
     return check_device(args.device) if args.device else default_device()
 
 
-def check_output_file(path: str | Path | None, option: str = "--json") -> None:
-    """Refuse an output file that could not be written (a folder in the way, a read-only or missing parent) before
-    minutes of work whose result would be lost."""
+def is_model_folder(folder: Path) -> bool:
+    """An OpenVINO IR folder, or a Hugging Face checkpoint (config.json beside safetensors weights)."""
+    return (folder / "openvino_model.xml").is_file() or ((folder / "config.json").is_file()
+                                                         and any(folder.glob("*.safetensors")))
+
+
+def check_output_file(path: str | Path | None, option: str = "--json", reads: Sequence[str | Path | None] = ()) -> None:
+    """Refuse an output file that could not be written (a folder in the way, a read-only or missing parent), or that
+    would replace a file the command reads (`reads`) or sits inside a model folder, before minutes of work."""
     from ..fsutil import check_writable
 
     if path is None:
@@ -153,6 +165,12 @@ def check_output_file(path: str | Path | None, option: str = "--json") -> None:
     path = Path(path).expanduser()
     if path.is_dir():
         raise ConfigError(f"{option} {path} is a folder: give a file name, e.g. {path / 'results.json'}.")
+    resolved = path.resolve()
+    if any(read is not None and Path(read).expanduser().resolve() == resolved for read in reads):
+        raise ConfigError(f"{option} {path} is also an input of this command: write the results to another file.")
+    if any(is_model_folder(folder) for folder in resolved.parents):
+        raise ConfigError(f"{option} {path} is inside a model folder, which holds only the model's own files: write "
+                          "the results elsewhere.")
     check_writable(path.parent)
 
 

@@ -59,7 +59,7 @@ def cmd_distill_data(args: argparse.Namespace) -> int:
     device = resolve_device(args)  # the cheap checks first, before a preset is converted
     prompts = load_prompt_source(args.prompts, limit=args.samples, split=args.split, config_name=args.dataset_config,
                                  field=args.field)
-    check_output_file(args.output, "--output")
+    check_output_file(args.output, "--output", reads=[args.prompts])
     target = resolve_models(args, with_draft=False).target
     result = generate_distillation_data(target, prompts, args.output, device=device,
                                         max_new_tokens=args.max_new_tokens, enable_thinking=args.thinking,
