@@ -282,3 +282,13 @@ def test_a_plan_reads_only_its_own_answers(tiny_models, tmp_path):
     assert read_distillation_data(path) == shared[:4]  # the first prompts, in their order
     held = split_held_out(shared[:4], held_out_share(smaller))[1]
     assert answer_counts(smaller, path) == {"training": 4 - len(held), "held out": len(held)}
+
+
+def test_a_prompt_past_the_context_stops_distillation_before_any_answer(tiny_models, tmp_path):
+    from helpers.errors import ConfigError
+
+    path = tmp_path / "answers.jsonl"
+    prompts = [Prompt("short", "code", "Write hello world."), Prompt("huge", "code", "word " * 20000)]
+    with pytest.raises(ConfigError, match="Prompt 'huge'.*context"):
+        generate_distillation_data(tiny_models.target, prompts, path, max_new_tokens=4, progress=False)
+    assert not path.exists() or not path.read_text().strip()
