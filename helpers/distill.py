@@ -153,14 +153,14 @@ def generate_distillation_data(
     tokenizer = pipe.get_tokenizer()
     config = generation_config(max_new_tokens)
     limit = context_length(target_dir)
-    chat = {p.id: chat_prompt(pipe, p.text, enable_thinking) for p in todo}
+    chat_prompts = {p.id: chat_prompt(pipe, p.text, enable_thinking) for p in todo}
     for prompt in todo:  # every prompt before the first answer: a long one would otherwise stop the job hours in
-        check_prompt_fits(pipe, chat[prompt.id], max_new_tokens, limit, f"Prompt {prompt.id!r}",
+        check_prompt_fits(pipe, chat_prompts[prompt.id], max_new_tokens, limit, f"Prompt {prompt.id!r}",
                           "Shorten or drop that prompt, or lower --max-new-tokens.")
     with tqdm(total=len(prompts), initial=len(prompts) - len(todo), desc="target answers", disable=not progress) as bar:
         for begin in range(0, len(todo), batch_size):
             batch = todo[begin:begin + batch_size]
-            rendered = [chat[p.id] for p in batch]
+            rendered = [chat_prompts[p.id] for p in batch]
             result = pipe.generate(rendered, config)
             batch_tokens = int(result.perf_metrics.get_num_generated_tokens())
             batch_ms = result.perf_metrics.get_generate_duration().mean
