@@ -125,7 +125,10 @@ def test_trimmed_cache_gives_the_same_logits_as_a_fresh_one(tiny_models, prompt_
     lm.forward(ids)
     lm.forward([21, 22])
     fresh = lm.request.get_output_tensor(0).data.copy()
-    assert np.array_equal(trimmed, fresh)
+    if properties == EXACT_PROPERTIES:
+        assert np.array_equal(trimmed, fresh)
+    else:  # bf16 inference (CPUs with AMX) rounds a 4-token and a 2-token forward differently; a broken cache does not
+        assert np.array_equal(trimmed.argmax(-1), fresh.argmax(-1)) and np.abs(trimmed - fresh).max() < 0.25
 
 
 @pytest.mark.parametrize("k", [0, -1, 33, 2.5, True])
@@ -243,7 +246,7 @@ def test_at_the_break_even_acceptance_the_formula_predicts_no_gain():
     assert break_even_tokens(explain(sd, plain, (1.0, 1.0, 1.0))) == pytest.approx(160 / 50)
     sd.tokens_per_step = 1 + alpha * 3  # each step: the target's own token plus the accepted drafts
     assert explain(sd, plain, (1.0, 1.0, 1.0)).predicted == pytest.approx(1.0)
-    with pytest.raises(ConfigError, match="draft calls"):  # a configuration without a draft has no break-even
+    with pytest.raises(ConfigError, match="No draft call was measured"):  # a configuration without a draft has no break-even
         break_even_acceptance({"draft_ms": 0.0, "draft_token_ms": 0.0, "verify_ratio": 1.0, "rest_ratio": 0.0,
                                "t_plain_ms": 1.0})
 
