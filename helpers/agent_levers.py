@@ -82,8 +82,8 @@ def load_agent_model(setup: AgentSetup, target_dir: str | Path, device: str = "C
     """The agent's `agent_model.OpenVINOGenAIModel` for `setup` (`model_kwargs`: max_new_tokens, enable_thinking ...).
 
     `properties`: extra OpenVINO properties under the setup's own (e.g. the suite's exact-precision settings)."""
-    from .agent_model import OpenVINOGenAIModel, context_length
-    from .generation import load_pipeline
+    from .agent_model import OpenVINOGenAIModel
+    from .generation import context_length, load_pipeline
 
     if setup.draft and draft_dir is None:
         raise ConfigError(f"{setup.label}: this configuration uses a draft; pass draft_dir.")

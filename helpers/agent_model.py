@@ -187,16 +187,6 @@ class ModelCall:
         }
 
 
-def context_length(model_dir: str | Path) -> int | None:
-    """The model's context window (``max_position_embeddings`` in its config.json), or None if unknown."""
-    config = Path(model_dir) / "config.json"
-    try:
-        value = json.loads(config.read_text()).get("max_position_embeddings")
-    except (OSError, ValueError):
-        return None
-    return int(value) if value else None
-
-
 def _text_content(content: Any) -> str:
     if isinstance(content, str):
         return content
@@ -268,7 +258,7 @@ class OpenVINOGenAIModel(Model):
         and reusing its KV cache saves most of the prefill. Keeping it the same for both pipelines means a comparison
         measures the draft, not the cache.
         """
-        from .generation import load_pipeline
+        from .generation import context_length, load_pipeline
 
         pipe = load_pipeline(target_dir, device, draft_dir=draft_dir, prefix_caching=prefix_caching, **(properties or {}))
         kwargs.setdefault("context_length", context_length(target_dir))

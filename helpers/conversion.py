@@ -330,9 +330,9 @@ def export_model(
     except network_errors() as exc:
         raise hub_unreachable(resolved, exc) from exc
     except (OSError, RuntimeError) as exc:
-        message = str(exc).lower()
         words = ("offline", "connect", "resolve", "can't load")
-        if not Path(resolved).exists() and (is_closed_client_error(exc) or any(word in message for word in words)):
+        offline = is_closed_client_error(exc) or (isinstance(exc, OSError) and any(w in str(exc).lower() for w in words))
+        if not Path(resolved).exists() and offline:
             raise hub_unreachable(resolved, exc) from exc
         raise
     except Exception as exc:
@@ -406,11 +406,15 @@ def hf_source(spec: ModelSpec, workdir: str | Path | None = None) -> str:
     return str(hf_checkpoint(spec, workdir)[0])
 
 
+METHODS = ("convert", "download", "auto")
+
+
 def prepare_model(spec: ModelSpec, method: str = "convert", workdir: PathLike | None = None, overwrite: bool = False
                   ) -> ConversionResult:
-    """Make one preset model ready: export it (``convert``) or fetch the published conversion (``download``)."""
-    if method not in ("convert", "download"):
-        raise ValueError(f"method must be 'convert' or 'download', not {method!r}.")
+    """Make one preset model ready: export it (``convert``), fetch the published conversion (``download``), or
+    ``auto``: the published conversion if an earlier ``download`` finished it, else export."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}, not {method!r}.")
     if method == "download" or (spec.preconverted and spec.preconverted == spec.source):
         if not spec.preconverted:
             raise ModelFolderError(f"No pre-converted OpenVINO model is published for {spec.source}; use method='convert'.")
@@ -418,9 +422,10 @@ def prepare_model(spec: ModelSpec, method: str = "convert", workdir: PathLike | 
                                      overwrite=overwrite)
     dest = model_dir_for(spec, workdir)
     downloaded = model_dir_for(spec, workdir, downloaded=True) if spec.preconverted else None
-    if (downloaded is not None and not overwrite and not _finished(dest, {"weights": spec.weights.describe()})
+    if (method == "auto" and downloaded is not None and not overwrite
+            and not _finished(dest, {"weights": spec.weights.describe()})
             and _finished(downloaded, {"source": spec.preconverted, "weights": "pre-converted"})):
-        # `convert --method download` ran before: its published model serves every later command, which would otherwise
+        # `convert --method download` ran before: its published model serves the later commands, which would otherwise
         # convert the same model from the hub (tens of GB of RAM for an 8B target).
         return _result(spec.role, downloaded, spec.preconverted, "pre-converted", "reused", 0.0, None)
     gguf_id = {"source": spec.source, "weights": spec.weights.describe()}
@@ -432,9 +437,11 @@ def prepare_model(spec: ModelSpec, method: str = "convert", workdir: PathLike | 
                         workdir=workdir)
 
 
-def prepare_preset(preset: Preset, method: str = "convert", include_pruned: bool = False,
+def prepare_preset(preset: Preset, method: str = "auto", include_pruned: bool = False,
                    workdir: PathLike | None = None) -> PresetModels:
-    """Convert (or download) a preset's target and draft; with `include_pruned`, also its published pruned draft."""
+    """Convert (or download) a preset's target and draft; with `include_pruned`, also its published pruned draft.
+
+    The default, ``auto``, uses a finished download and converts otherwise (see `prepare_model`)."""
     from tqdm.auto import tqdm
 
     specs = [preset.target, preset.draft]

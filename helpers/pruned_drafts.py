@@ -155,7 +155,7 @@ def distillation_data(preset: Preset, plan: HealingPlan, target_dir: Path, progr
     The generated answers are shared by every plan of the preset, so a run with more prompts leaves more records
     there; healing, the held-out split and calibration read only this plan's, so the same command makes the same
     draft whatever ran before it."""
-    from .distill import generate_distillation_data, read_distillation_data
+    from .distill import data_settings_path, generate_distillation_data, read_distillation_data
     from .fsutil import atomic_write_text
     from .prompts import distillation_prompts
 
@@ -167,6 +167,8 @@ def distillation_data(preset: Preset, plan: HealingPlan, target_dir: Path, progr
     path = plan_answers_path(preset, plan, workdir)
     if not path.is_file() or path.read_text(encoding="utf-8") != text:  # unchanged: keep its digest-keyed caches
         atomic_write_text(path, text)
+    # how the answers were made (the target, whose tokenizer healing checks the draft against) goes with them
+    write_json(data_settings_path(path), read_json(data_settings_path(shared)))
     return path
 
 
@@ -400,7 +402,9 @@ def make_pruned_draft(preset: Preset, depth: int, plan: HealingPlan, data: Path,
     healed = None
     if plan.heal is not None:
         # one folder per healing recipe: another recipe heals anew beside it, and a killed run resumes its own
-        name = f"draft-pruned{depth}{'-replaceme' if plan.repair else ''}-healed-{recipe_digest(plan.heal)}"
+        # (and per data: a plan with other answers heals beside it instead of finding this folder made from others)
+        name = (f"draft-pruned{depth}{'-replaceme' if plan.repair else ''}-healed-{recipe_digest(plan.heal)}"
+                f"-{file_digest(data)[:8]}")
         # the cut: in the pruned draft, the first layer after the removed block has the block's old start index
         healed = heal(start, data, folder / name, plan.heal, progress=progress, topk_path=topk_path, cut=block.start)
         if healed.action == "stopped":

@@ -302,8 +302,8 @@ def suite_models(preset: Preset, needed: set[ModelKey], workdir: PathLike | None
         if key.pruned or key.head_tokens:  # made by `pruned_models`
             continue
         spec = preset.target if key.role == "target" else preset.draft
-        if spec.weights.tag != key.weights:
-            spec = replace(spec, weights=formats[key.weights])
+        if spec.weights.tag != key.weights:  # another precision: the published conversion is not this model
+            spec = replace(spec, weights=formats[key.weights], preconverted=None)
         folders[key] = prepare_model(spec, workdir=workdir).path
     return folders
 

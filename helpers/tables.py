@@ -24,9 +24,10 @@ def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | N
     return "\n".join(lines)
 
 
-def show_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None) -> None:
-    """Display a table: rendered markdown in Jupyter, plain markdown text elsewhere."""
-    text = markdown_table(rows, columns)
+def show_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None, caption: str = "") -> None:
+    """Display a table: rendered markdown in Jupyter, plain markdown text elsewhere; `caption` above it (say what the
+    figures are, e.g. that tiny-model ratios are a plumbing check)."""
+    text = (f"**{caption}**\n\n" if caption else "") + markdown_table(rows, columns)
     try:
         from IPython import get_ipython
         from IPython.display import Markdown, display

@@ -91,18 +91,22 @@ def test_download_offline_says_hub_unreachable(tmp_path):
 
 
 def test_a_finished_download_serves_later_commands(tmp_path, tiny_models):
-    """After `convert --method download`, bench/sd/agent (method "convert") use the published model, not the hub."""
-    spec = get_preset("qwen3-8b").draft
-    downloaded = conversion.model_dir_for(spec, tmp_path, downloaded=True)
-    shutil.copytree(tiny_models.draft, downloaded)
-    conversion.write_json(downloaded / conversion.MANIFEST_NAME, {
-        "source": spec.preconverted, "weights": "pre-converted", "method": "download",
-        "files": conversion.file_sizes(downloaded)})
-    result = prepare_model(spec, workdir=tmp_path)
+    """After `convert --method download`, later commands (prepare_preset's "auto") use the published model, not the hub."""
+    preset = get_preset("qwen3-8b")
+    for spec, made in ((preset.target, tiny_models.target), (preset.draft, tiny_models.draft)):
+        downloaded = conversion.model_dir_for(spec, tmp_path, downloaded=True)
+        shutil.copytree(made, downloaded)
+        conversion.write_json(downloaded / conversion.MANIFEST_NAME, {
+            "source": spec.preconverted, "weights": "pre-converted", "method": "download",
+            "files": conversion.file_sizes(downloaded)})
+    result = prepare_model(spec, method="auto", workdir=tmp_path)
     assert (result.action, result.path) == ("reused", downloaded)
+    assert conversion.prepare_preset(preset, workdir=tmp_path).draft == downloaded  # "auto" by default
+    with pytest.raises(HubUnreachableError):  # asked to convert, it converts (here: the hub, offline)
+        prepare_model(spec, method="convert", workdir=tmp_path)
     (downloaded / "openvino_model.bin").write_bytes(b"")  # damaged since: not reused, so the hub is asked (offline here)
     with pytest.raises(HubUnreachableError):
-        prepare_model(spec, workdir=tmp_path)
+        prepare_model(spec, method="auto", workdir=tmp_path)
 
 
 def test_bad_source_is_named(tmp_path):

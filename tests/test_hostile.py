@@ -547,8 +547,10 @@ def test_a_full_disk_names_the_option_that_chose_the_place(capsys, monkeypatch, 
     import argparse
     import errno
 
+    failing = {"path": tmp_path / "out" / "b.json"}
+
     def full(args):
-        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "out" / "b.json"))
+        raise OSError(errno.ENOSPC, "No space left on device", str(failing["path"]))
 
     def build() -> argparse.ArgumentParser:
         parser = argparse.ArgumentParser()
@@ -560,6 +562,12 @@ def test_a_full_disk_names_the_option_that_chose_the_place(capsys, monkeypatch, 
     monkeypatch.setattr("helpers.commands.build_parser", build)
     assert main(["bench", "--json", str(tmp_path / "out" / "b.json")]) == 2
     assert "point --json at a larger disk" in _one_line(capsys)
+    failing["path"] = tmp_path / "out"  # the folder checked before writing
+    assert main(["bench", "--json", str(tmp_path / "out" / "b.json")]) == 2
+    assert "point --json at a larger disk" in _one_line(capsys)
+    failing["path"] = tmp_path / "elsewhere"
+    assert main(["bench", "--json", str(tmp_path / "out" / "b.json")]) == 2
+    assert "point --workdir ($TUTORIAL_WORKDIR) at a larger disk" in _one_line(capsys)
 
 
 @pytest.mark.parametrize("argv", [

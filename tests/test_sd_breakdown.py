@@ -125,10 +125,17 @@ def test_trimmed_cache_gives_the_same_logits_as_a_fresh_one(tiny_models, prompt_
     lm.forward(ids)
     lm.forward([21, 22])
     fresh = lm.request.get_output_tensor(0).data.copy()
-    if properties == EXACT_PROPERTIES:
+    if properties == EXACT_PROPERTIES or not infers_in_bf16():
         assert np.array_equal(trimmed, fresh)
     else:  # bf16 inference (CPUs with AMX) rounds a 4-token and a 2-token forward differently; a broken cache does not
         assert np.array_equal(trimmed.argmax(-1), fresh.argmax(-1)) and np.abs(trimmed - fresh).max() < 0.25
+
+
+def infers_in_bf16() -> bool:
+    """CPUs with AMX run OpenVINO's CPU plugin in bf16 by default (seen on a 2-core Xeon), others in f32."""
+    import openvino as ov
+
+    return ov.Core().get_property("CPU", "INFERENCE_PRECISION_HINT").get_type_name() == "bf16"
 
 
 @pytest.mark.parametrize("k", [0, -1, 33, 2.5, True])

@@ -17,3 +17,9 @@ def test_human_bytes():
     assert human_bytes(512) == "512 B"
     assert human_bytes(1536) == "1.5 KiB"
     assert human_bytes(3 * 2**30) == "3.0 GiB"
+
+
+def test_show_table_puts_its_caption_above(capsys):
+    show_table([{"a": 1}], caption="tiny: a plumbing check")
+    out = capsys.readouterr().out
+    assert out.startswith("**tiny: a plumbing check**") and out.index("plumbing") < out.index("| a |")

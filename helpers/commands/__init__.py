@@ -32,15 +32,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+OUTPUT_OPTIONS = ("json", "output", "output_dir", "results_dir", "cache")  # options that name where results go
+
+
 def option_naming(path: str | None, args: argparse.Namespace | None) -> str:
     """The command-line option whose value is `path` or a folder holding it (``--json``, ``--output``...), else the
     work folder's option: the place the user can change."""
     if path and args is not None:
         target = Path(path).expanduser().absolute()
         for name, value in vars(args).items():
-            if isinstance(value, (str, Path)) and str(value).strip() and name not in ("command", "argv"):
+            if isinstance(value, (str, Path)) and str(value).strip() and name not in ("command", "argv", "workdir"):
                 given = Path(value).expanduser().absolute()
-                if name != "workdir" and (given == target or given in target.parents):
+                # the file itself, a file below it, the folder it goes into (checked before writing), or the
+                # temporary sibling an atomic write goes through
+                beside = name in OUTPUT_OPTIONS and (given.parent == target or (
+                    target.parent == given.parent and target.name.startswith(f".{given.name}")))
+                if given == target or given in target.parents or beside:
                     return "--" + name.replace("_", "-")
     return f"--workdir (${WORKDIR_ENV})"
 

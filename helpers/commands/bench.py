@@ -73,7 +73,6 @@ def cmd_dq(args: argparse.Namespace) -> int:
     settings_for(args.group_sizes)  # refuse bad group sizes before any work
     check_output_file(args.json)
     models = resolve_models(args, with_draft=not args.target)
-    check_within_context(models.target, max(args.lengths), "The longest --lengths prompt", "Lower --lengths.")
     if args.timing:
         check_within_context(models.target, max(args.timing_lengths) + args.max_new_tokens, "The longest "
                              "--timing-lengths prompt with its --max-new-tokens", "Lower --timing-lengths.")
@@ -82,6 +81,9 @@ def cmd_dq(args: argparse.Namespace) -> int:
         model_dirs["draft"] = models.draft
     if not args.no_control:
         model_dirs["control (uncompressed)"] = uncompressed_control(workdir=args.workdir)
+    for folder in model_dirs.values():  # each fingerprint prefills a prompt, then decodes one token after it
+        check_within_context(folder, max(args.lengths) + 1, f"The longest --lengths prompt on {folder.name}",
+                             "Lower --lengths.")
     print("## Defaults per device\n")
     print(markdown_table(device_defaults()))
     if device.startswith("GPU"):
@@ -117,9 +119,8 @@ def cmd_breakdown(args: argparse.Namespace) -> int:
     models = resolve_models(args)
     if models.draft is None:
         raise ConfigError("The breakdown compares speculative decoding with the target alone: it needs a draft.")
-    for model in (models.target, models.draft):
-        check_within_context(model, args.context + max(args.ns), "The forward-pass control (--context plus the largest "
-                             "--ns)", "Lower --context or --ns.")
+    check_within_context(models.target, args.context + max(args.ns), "The forward-pass control (--context plus the "
+                         "largest --ns, on the target)", "Lower --context or --ns.")
     settings = BreakdownSettings(
         target=models.target, draft=models.draft, ks=tuple(args.num_assistant_tokens), prompts=args.prompts,
         max_new_tokens=args.max_new_tokens, repeats=args.repeats, warmup=args.warmup, device=device,
