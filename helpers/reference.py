@@ -42,8 +42,12 @@ def reference_rows(steps: tuple[str, ...], preset: str = REFERENCE_PRESET, archi
     if not rows:
         return [], (f"Real pair ({preset}){where}: {', '.join(steps)} not measured yet (the suite's steps of those "
                     f"names: `python benchmarks/run_suite.py --preset {preset} ... --steps {' '.join(steps)}`).")
+    # the machine and command of the step itself (summary.json's "command" is only the last one to rewrite it)
+    machine = next((m for m in summary["machines"] if m.get("step") in steps), summary["machines"][0])
+    step_file = read_json(path.parent / f"{machine.get('step', steps[0])}.json") or {}
+    command = ((step_file.get("settings") or {}).get("suite") or {}).get("command") or summary["command"]
     caption = (f"Real pair ({summary['preset']}){where}, speedup over {summary['reference']!r}, measured by the benchmark "
-               f"suite on {_machine_words(summary['machines'][0])}: `{summary['command']}`")
+               f"suite on {_machine_words(machine)}: `{command}`")
     return rows, caption
 
 

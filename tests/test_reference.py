@@ -70,6 +70,13 @@ def test_suite_rows_and_caption(tmp_path, monkeypatch):
     assert rows == [{"step": "x", "label": "k=3"}]
     assert caption == "Real pair (p), speedup over 'alone', measured by the benchmark suite on Some CPU, 2 cores, 8.0 GiB, " \
                       "OpenVINO 2026.4.1: `run`"
+    # with the step's own result file and machine, the caption names them, not the summary's latest command
+    other = {**MACHINE, "devices": {"CPU": "Other CPU"}}
+    summary["machines"] = [{**MACHINE, "step": "y"}, {**other, "step": "x"}]
+    path.write_text(json.dumps(summary))
+    (path.parent / "x.json").write_text(json.dumps({"settings": {"suite": {"command": "run --steps x"}}}))
+    rows, caption = reference.reference_rows(("x",))
+    assert "Other CPU" in caption and caption.endswith("`run --steps x`")
 
 
 # The real-pair reader for the agent step: rows, per-kind-of-work rows and a caption, or "not measured yet".

@@ -102,8 +102,9 @@ def agent_setup(args: argparse.Namespace, device: str) -> AgentSetup:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = add_command(sub, "agent", "run the smolagents slide-deck agent on a preset; writes the deck and a JSON run log",
-                    "A smolagents CodeAgent on an in-process OpenVINO GenAI pipeline (with the preset's draft unless "
-                    "--no-draft): it searches (web, or offline notes when there is no internet), then writes a "
+                    "A smolagents CodeAgent on an in-process OpenVINO GenAI pipeline (without lever options, the "
+                    "device's measured default, printed with its reason: prompt lookup on CPU): it searches (web, or "
+                    "offline notes when there is no internet), then writes a "
                     "python-pptx deck through the validated slide tool. Prints per-step times and acceptance.",
                     ["--preset qwen2.5-coder-1.5b-offline --search offline",
                      "--preset qwen2.5-coder-1.5b-offline --task 'Slides on Qwen3 sizes' --task 'Slides on Qwen3 modes'",
