@@ -144,7 +144,10 @@ def check_ov_model_dir(path: str | Path, require_tokenizer: bool = True) -> Path
         hint = (
             "It looks like a Hugging Face checkpoint, not an OpenVINO model: convert it with "
             f"`python -m helpers convert --source {path} --weights int4`."
-            if any(path.glob("*.safetensors")) or ((path / "config.json").is_file() and not (path / MODEL_FILES[0]).exists())
+            if any(path.glob("*.safetensors")) or any(path.glob("pytorch_model*.bin"))
+            else "It is neither an OpenVINO model nor a complete Hugging Face checkpoint (config.json and *.safetensors): "
+                 "pass the folder that holds openvino_model.xml."
+            if (path / "config.json").is_file() and not (path / MODEL_FILES[0]).exists()
             else "It may be half-written by an interrupted run: delete it and convert again."
         )
         raise ModelFolderError(f"{path} is not a complete OpenVINO model folder: missing {', '.join(missing)}. {hint}")

@@ -45,11 +45,17 @@ def atomic_directory(final: Path, replace: bool = False) -> Iterator[Path]:
 
 def check_writable(folder: Path) -> None:
     """Raise the operating system's error now if `folder` cannot be created or written (read-only, a file in the
-    way, no permission), rather than after minutes of work whose result could not be saved."""
+    way, no permission), rather than after minutes of work whose result could not be saved. Nothing is created: a
+    missing folder is checked where it would be made (its nearest existing parent), so a run that fails later leaves
+    no empty folders behind."""
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():  # a file where a folder must go
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(existing))
     try:
-        with tempfile.TemporaryFile(dir=folder):
+        with tempfile.TemporaryFile(dir=existing):
             pass
     except OSError as exc:  # name the folder, not the probe file
         raise OSError(exc.errno, exc.strerror, str(folder)) from exc
@@ -132,7 +138,8 @@ def read_jsonl(path: Path, drop_torn_tail: bool = True) -> list[dict[str, Any]]:
             good_bytes += len(line) + (0 if is_last else 1)
             continue
         try:
-            record = json.loads(line)
+            # decoded here, not by json.loads, which would guess UTF-16 or UTF-32 from the bytes
+            record = json.loads(line.decode("utf-8"))
             if not isinstance(record, dict):
                 raise ValueError("not a JSON object")
         except ValueError as exc:
@@ -141,6 +148,9 @@ def read_jsonl(path: Path, drop_torn_tail: bool = True) -> list[dict[str, Any]]:
                 with path.open("r+b") as handle:
                     handle.truncate(good_bytes)
                 break
+            if isinstance(exc, UnicodeDecodeError):
+                raise ValueError(f"{path}, line {number}: not UTF-8 text (a binary file, or saved in another encoding "
+                                 "such as UTF-16): save it as UTF-8 JSONL.") from exc
             raise ValueError(f"{path}, line {number}: not a JSON object ({exc}).") from exc
         records.append(record)
         good_bytes += len(line) + (0 if is_last else 1)

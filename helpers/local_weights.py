@@ -334,12 +334,22 @@ def _field_text(reader: Any, key: str) -> str:
     return value if isinstance(value, str) else str(value)
 
 
+def check_gguf_path(path: Path) -> None:
+    """Raise `ModelFolderError` naming the fix unless `path` is a file: a folder gets the .gguf files found in it."""
+    if path.is_file():
+        return
+    if path.is_dir():
+        found = sorted(path.glob("*.gguf"))[:3]
+        named = f" such as {', '.join(str(f) for f in found)}" if found else " (none is inside it)"
+        raise ModelFolderError(f"{path} is a folder, not a GGUF file: pass the .gguf file itself{named}.")
+    raise ModelFolderError(f"GGUF file {path} does not exist. Pass the path of a .gguf file (llama.cpp, Ollama, LM Studio).")
+
+
 def inspect_gguf(path: str | Path) -> GGUFInfo:
     """Read a GGUF file's header and tensor table (no tensor data is loaded)."""
     gguf = _import_gguf()
     path = Path(path).expanduser().resolve()
-    if not path.is_file():
-        raise ModelFolderError(f"GGUF file {path} does not exist. Pass the path of a .gguf file (llama.cpp, Ollama, LM Studio).")
+    check_gguf_path(path)
     try:
         reader = gguf.GGUFReader(path)
     except (ValueError, KeyError, IndexError, TypeError, OSError) as exc:
@@ -450,8 +460,7 @@ def gguf_to_hf(gguf_path: str | Path, dest: str | Path | None = None, overwrite:
     compresses it again with NNCF.
     """
     path = Path(gguf_path).expanduser().resolve()
-    if not path.is_file():
-        raise ModelFolderError(f"GGUF file {path} does not exist. Pass the path of a .gguf file (llama.cpp, Ollama, LM Studio).")
+    check_gguf_path(path)
     stat = path.stat()
     expected = {"source": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
     return _convert_gguf(path, Path(dest).expanduser().resolve() if dest else default_hf_dir(path, workdir), expected,

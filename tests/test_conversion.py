@@ -77,6 +77,12 @@ def test_missing_and_hf_folders_get_a_fix(tmp_path):
         check_ov_model_dir(tmp_path / "nothing")
     with pytest.raises(ModelFolderError, match="Hugging Face checkpoint"):
         check_ov_model_dir(build_tiny_pair().target)
+    config_only = tmp_path / "config-only"  # no weights: `convert` would refuse it, so it must not be suggested
+    config_only.mkdir()
+    (config_only / "config.json").write_text("{")
+    with pytest.raises(ModelFolderError, match="neither an OpenVINO model nor a complete") as info:
+        check_ov_model_dir(config_only)
+    assert "helpers convert" not in str(info.value)
 
 
 def test_hub_id_offline_says_hub_unreachable(tmp_path):

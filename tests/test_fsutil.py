@@ -52,6 +52,14 @@ def test_jsonl_malformed_middle_line_is_an_error(tmp_path):
         read_jsonl(path)
 
 
+def test_jsonl_in_another_encoding_says_so(tmp_path):
+    path = tmp_path / "utf16.jsonl"
+    path.write_text('{"text": "hi"}\n', encoding="utf-16")
+    with pytest.raises(ValueError, match="line 1: not UTF-8 text"):
+        read_jsonl(path, drop_torn_tail=False)
+    assert path.read_text(encoding="utf-16") == '{"text": "hi"}\n'  # the user's file is left as it was
+
+
 def test_write_json_is_complete(tmp_path):
     write_json(tmp_path / "r.json", {"x": [1, 2]})
     assert json.loads((tmp_path / "r.json").read_text()) == {"x": [1, 2]}
@@ -91,7 +99,8 @@ def test_check_writable_names_the_folder_and_a_full_disk_is_enospc(tmp_path, mon
     from helpers.fsutil import check_writable, raise_if_disk_full
 
     check_writable(tmp_path / "new" / "deep")
-    assert (tmp_path / "new" / "deep").is_dir()
+    assert not (tmp_path / "new").exists()  # checked where it would be made, not created: a failed run leaves no folder
+    check_writable(tmp_path)
     blocker = tmp_path / "file"
     blocker.write_text("x")
     with pytest.raises(OSError) as info:

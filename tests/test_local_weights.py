@@ -194,6 +194,8 @@ def test_non_gguf_and_missing_files(tmp_path):
         export_model(fake, tmp_path / "out", INT8_ASYM)
     with pytest.raises(ModelFolderError, match="does not exist"):
         export_model(tmp_path / "missing.gguf", tmp_path / "out", INT8_ASYM)
+    with pytest.raises(ModelFolderError, match=r"is a folder, not a GGUF file: .*model\.gguf"):
+        lw.inspect_gguf(tmp_path)  # a folder that exists is not called missing, and the file inside it is named
 
 
 def test_missing_gguf_package_names_the_requirements_file(tmp_path, monkeypatch):

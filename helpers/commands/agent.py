@@ -32,7 +32,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
     preset = get_preset(args.preset)
     device = resolve_device(args)
     output_dir = Path(args.output_dir).expanduser() if args.output_dir else outputs_dir(args.workdir, OUTPUT_NAME)
-    check_writable(output_dir)  # creates it; a read-only place or a file in the way fails before the models load
+    check_writable(output_dir)  # a read-only place or a file in the way fails before the models load
     models = prepare_preset(preset, workdir=args.workdir)
     search = choose_search_tool(args.search)
     print(search.message)
