@@ -204,9 +204,11 @@ AGENT = AgentDefaults()
 # Healing recipes, by where they run (`HEAL_RECIPE_USES` says it in a sentence each).
 HEAL_RECIPES: dict[str, HealConfig] = {
     "full": HealConfig(),
-    # soft targets (the OpenVINO target's top-32), 2 layers trained on each side of the cut, two passes over the ~194
-    # training answers of the suite: ~50 s a step on 2 CPU cores, 40 min at depth 4. Plain cross-entropy at lr 2e-4
+    # soft targets (the OpenVINO target's top-32), 2 layers trained on each side of the cut; 48 steps of 8 were two
+    # passes over the ~194 answers it was tuned on (3.6 over the 108 of `--distill-prompts 120`, which overfits: held-out
+    # acceptance 0.710 -> 0.701); ~50 s a step on a 2-core EPYC, ~18 s on an AMX Xeon. Plain cross-entropy at lr 2e-4
     # spiked and lowered agreement; one pass (24 steps) gave held-out acceptance 0.671 against 0.701 for two.
+    # With 324 answers (`--distill-prompts 360 --heal-steps 80`) healing gained 0.046 agreement (see the README).
     "cpu-suite": HealConfig(steps=48, learning_rate=1e-4, max_length=512, warmup_steps=3, topk=32, ce_weight=0.1,
                             neighbour_layers=2, max_grad_norm=0.5, save_steps=8),
     # the same soft recipe for the tiny pair: its 3 layers take a higher rate; a fifth of the records held out so that
