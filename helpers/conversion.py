@@ -141,21 +141,24 @@ def check_ov_model_dir(path: str | Path, require_tokenizer: bool = True) -> Path
         )
     missing = missing_files(path, require_tokenizer)
     if missing:
-        hint = (
-            "It looks like a Hugging Face checkpoint, not an OpenVINO model: convert it with "
-            f"`python -m helpers convert --source {path} --weights int4`."
-            if any(path.glob("*.safetensors")) or any(path.glob("pytorch_model*.bin"))
-            else "It is neither an OpenVINO model nor a complete Hugging Face checkpoint (config.json and *.safetensors): "
-                 "pass the folder that holds openvino_model.xml."
-            if (path / "config.json").is_file() and not (path / MODEL_FILES[0]).exists()
-            else "It may be half-written by an interrupted run: delete it and convert again."
-        )
-        raise ModelFolderError(f"{path} is not a complete OpenVINO model folder: missing {', '.join(missing)}. {hint}")
+        raise ModelFolderError(f"{path} is not a complete OpenVINO model folder: missing {', '.join(missing)}. "
+                               f"{incomplete_folder_hint(path)}")
     damaged = damaged_files(path)
     if damaged:
         raise ModelFolderError(f"{path} is damaged: {', '.join(damaged)} is truncated or changed since it was written. "
                                f"{reconvert_hint(path)}")
     return path
+
+
+def incomplete_folder_hint(path: Path) -> str:
+    """What to do with a folder that lacks OpenVINO model files: convert it only if it holds Hugging Face weights."""
+    if any(path.glob("*.safetensors")) or any(path.glob("pytorch_model*.bin")):
+        return ("It looks like a Hugging Face checkpoint, not an OpenVINO model: convert it with "
+                f"`python -m helpers convert --source {path} --weights int4`.")
+    if (path / "config.json").is_file() and not (path / MODEL_FILES[0]).exists():
+        return ("It is neither an OpenVINO model nor a complete Hugging Face checkpoint (config.json and *.safetensors): "
+                "pass the folder that holds openvino_model.xml.")
+    return "It may be half-written by an interrupted run: delete it and convert again."
 
 
 def reconvert_hint(path: Path) -> str:
