@@ -23,6 +23,7 @@ from .errors import (
     TokenizerMismatchError,
 )
 from .fsutil import append_jsonl, atomic_directory, file_digest, read_json, read_jsonl, remove_stale_partials, write_json
+from .heal_selection import agreement_callback, agreements_logged, restore_selected, select_step
 from .hf import check_hf_model_dir, threads_for
 from .prompts import Prompt
 from .settings import HealConfig
@@ -205,6 +206,8 @@ class HealResult:
     checkpoints: Path | None = None
     resumed_from: Path | None = None  # the newest complete checkpoint this call continued from
     peak_rss_mb: float = 0.0  # peak resident memory of the process while training (the run that finished the model)
+    agreement_by_step: list[tuple[int, float]] = field(default_factory=list)  # held-out agreement; step 0: the start
+    kept_step: int | None = None  # the step whose weights were saved (heal_selection: the best agreement)
 
     def describe_resume(self) -> str:
         """One sentence saying where training started: which checkpoint, or from scratch."""
@@ -219,7 +222,8 @@ class HealResult:
                 "resumed from step": self.resumed_from_step or "-", "examples": self.examples,
                 "answer tokens": self.answer_tokens, "first loss": first, "last loss": last,
                 "steps/s": round(self.steps_per_second, 1) if self.steps_per_second else None,
-                "tokens/s": round(self.tokens_per_second) if self.tokens_per_second else None}
+                "tokens/s": round(self.tokens_per_second) if self.tokens_per_second else None,
+                "step kept (best held-out agreement)": self.kept_step if self.kept_step is not None else "-"}
 
 
 def check_same_hf_tokenizer(draft_dir: str | Path, target_dir: str | Path) -> None:
@@ -441,7 +445,7 @@ def heal(
     if config.neighbour_layers and cut is None:
         raise ConfigError("neighbour_layers > 0 needs the cut: pass the index of the first layer after the removed "
                           "block (--cut), or set neighbour_layers to 0 to train every layer.")
-    records, _ = split_held_out(read_distillation_data(data_path), config.held_out)
+    records, held = split_held_out(read_distillation_data(data_path), config.held_out)
     _check_tokenizers(draft_dir, data_path, target_dir, teacher_dir)
     key = {"draft": str(draft_dir), "data": file_digest(data_path), "teacher": str(teacher_dir) if teacher_dir else None,
            **{k: v for k, v in asdict(config).items() if k not in ("steps", "save_steps")}}
@@ -470,8 +474,14 @@ def heal(
         layers = layers_next_to_cut(len(decoder_layers(model)), cut, config.neighbour_layers)
         freeze_except_layers(model, layers)
     teacher = _load_teacher(teacher_dir, config, model) if teacher_dir is not None and config.kl_weight > 0 else None
+    # healing must never lower agreement: measure it on the held-out records at the start and at every checkpoint,
+    # and keep the best weights (heal_selection)
+    held_examples = build_examples(held, tokenizer, config.max_length)
+    pad_id = tokenizer.pad_token_id or 0
+    guard = ([agreement_callback(lambda m: model_agreement(m, held_examples, pad_id), checkpoints)]
+             if held_examples else [])
     trainer = _make_trainer(model, teacher, examples, tokenizer, config, checkpoints, progress,
-                            [*(callbacks or []), *([_stop_callback(stop_after_steps)] if stop_after_steps else [])])
+                            [*guard, *(callbacks or []), *([_stop_callback(stop_after_steps)] if stop_after_steps else [])])
     trainer.accelerator.wait_for_everyone()  # under accelerate/torchrun: rank 0 has prepared the checkpoint folder
     last = newest_complete_checkpoint(checkpoints)
     resumed_from, tokens_before = _checkpoint_progress(last)
@@ -493,6 +503,10 @@ def heal(
     if steps_done < config.steps:
         result.action = "stopped"
         return result
+    selection = select_step(agreements_logged(trainer.state.log_history))
+    if selection is not None:
+        restore_selected(trainer.model, selection, draft_dir, checkpoints, steps_done)
+        result.agreement_by_step, result.kept_step = list(selection.by_step), selection.kept_step
     trainer.accelerator.wait_for_everyone()
     if trainer.is_world_process_zero():
         _save_healed(trainer, tokenizer, result, key, config, draft_dir, data_path)
@@ -545,7 +559,9 @@ def _finished_heal(dest: Path, key: dict[str, Any], config: HealConfig, checkpoi
                               tokens_per_second=manifest.get("tokens_per_second", 0.0),
                               train_seconds=manifest.get("train_seconds", 0.0),
                               peak_rss_mb=manifest.get("peak_rss_mb", 0.0),
-                              losses=[tuple(x) for x in manifest["losses"]], checkpoints=checkpoints)
+                              losses=[tuple(x) for x in manifest["losses"]], checkpoints=checkpoints,
+                              agreement_by_step=[tuple(x) for x in manifest.get("agreement_by_step", [])],
+                              kept_step=manifest.get("kept_step"))
         raise ModelFolderError(f"{dest} holds a model healed with other settings or data. Delete it or pass "
                                "overwrite=True (--overwrite).")
     if dest.exists() and not finished.is_file():  # never replaced, even with overwrite: it is not ours
@@ -659,7 +675,9 @@ def _save_healed(trainer: Any, tokenizer: Any, result: HealResult, key: dict[str
                                            "steps_per_second": result.steps_per_second,
                                            "tokens_per_second": result.tokens_per_second,
                                            "train_seconds": result.train_seconds, "peak_rss_mb": result.peak_rss_mb,
-                                           "losses": result.losses, "source": str(draft_dir), "data": str(data_path)})
+                                           "losses": result.losses, "source": str(draft_dir), "data": str(data_path),
+                                           "agreement_by_step": result.agreement_by_step,
+                                           "kept_step": result.kept_step})
 
 
 def agreement(model_dir: str | Path, records: list[dict[str, Any]], max_length: int = 1024, batch_size: int = 8) -> float:
@@ -672,20 +690,33 @@ def agreement(model_dir: str | Path, records: list[dict[str, Any]], max_length: 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32).eval()
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
     examples = build_examples(records, tokenizer, max_length)
     if not examples:
         raise PromptFileError("No record with a non-empty answer to measure agreement on.")
-    collate = _collate(tokenizer.pad_token_id or 0)
+    with threads_for(model):
+        return model_agreement(model, examples, tokenizer.pad_token_id or 0, batch_size)
+
+
+def model_agreement(model: Any, examples: list[dict[str, list[int]]], pad_id: int, batch_size: int = 8) -> float:
+    """`agreement` of an in-memory model on examples of `build_examples`; the model is left in the mode it was in."""
+    import torch
+
+    collate = _collate(pad_id)
+    was_training = model.training
+    model.eval()
     hits = total = 0
-    with torch.no_grad(), threads_for(model):
-        for begin in range(0, len(examples), batch_size):
-            batch = collate(examples[begin:begin + batch_size])
-            labels = batch["labels"][:, 1:]
-            keep = labels != -100
-            hits += int((answer_logits(model, batch, keep).argmax(dim=-1) == labels[keep]).sum())
-            total += int(keep.sum())
-    return hits / total
+    try:
+        with torch.no_grad():
+            for begin in range(0, len(examples), batch_size):
+                batch = collate(examples[begin:begin + batch_size])
+                labels = batch["labels"][:, 1:]
+                keep = labels != -100
+                hits += int((answer_logits(model, batch, keep).argmax(dim=-1) == labels[keep]).sum())
+                total += int(keep.sum())
+    finally:
+        model.train(was_training)
+    return hits / total if total else 0.0
 
 
 TRAINING_FLOPS_PER_PARAM_TOKEN = 6  # forward (2) + backward (4) multiply-adds per parameter and token

@@ -121,6 +121,8 @@ class PrunedDraft:
     heal_peak_mb: float = 0.0  # peak resident memory of the process while healing
     repair_errors: tuple[float, float] | None = None  # calibration MSE at the cut: plainly pruned, repaired
     agreement: dict[str, float] = field(default_factory=dict)  # held-out top-1 agreement with the target, per checkpoint
+    heal_agreement_by_step: list[tuple[int, float]] = field(default_factory=list)  # measured while healing; 0: start
+    heal_kept_step: int | None = None  # the healing step whose weights were kept (the best held-out agreement)
 
     def row(self) -> dict[str, Any]:
         first = self.heal_losses[0][1] if self.heal_losses else None
@@ -128,6 +130,8 @@ class PrunedDraft:
         return {"depth": self.depth, "removed": self.block.describe(), "layers left": self.layers_left,
                 "repair MSE (pruned -> repaired)": list(self.repair_errors) if self.repair_errors else None,
                 "held-out agreement": self.agreement,
+                "healing: agreement by step": [list(pair) for pair in self.heal_agreement_by_step] or None,
+                "healing: step kept": self.heal_kept_step,
                 "first loss": first, "last loss": last, "heal minutes": round(self.heal_seconds / 60, 1),
                 "heal peak RAM GiB": round(self.heal_peak_mb / 1024, 1) if self.heal_peak_mb else None,
                 "openvino": {str(key): str(path) for key, path in self.openvino.items()}}
@@ -420,7 +424,9 @@ def make_pruned_draft(preset: Preset, depth: int, plan: HealingPlan, data: Path,
                        openvino=openvino, heal_losses=healed.losses if healed else [],
                        heal_seconds=healed.train_seconds if healed else 0.0,
                        heal_peak_mb=healed.peak_rss_mb if healed else 0.0,
-                       repair_errors=errors, agreement=held_out_agreement(checkpoints, plan, data))
+                       repair_errors=errors, agreement=held_out_agreement(checkpoints, plan, data),
+                       heal_agreement_by_step=healed.agreement_by_step if healed else [],
+                       heal_kept_step=healed.kept_step if healed else None)
 
 
 def unpruned_variants(preset: Preset, plan: HealingPlan, data: Path, weights: WeightFormat,

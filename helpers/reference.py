@@ -198,6 +198,8 @@ def healing_table(record: dict[str, Any]) -> list[dict[str, Any]]:
                     "loss first -> last": (f"{draft['first loss']:.3f} -> {draft['last loss']:.3f}"
                                            if draft.get("first loss") is not None else None),
                     "heal minutes": draft.get("heal minutes"), "heal peak RAM GiB": draft.get("heal peak RAM GiB")})
+        if draft.get("healing: step kept") is not None:  # recorded since healing keeps its best step
+            row["step kept"] = draft["healing: step kept"]
         rows.append(row)
     return rows
 

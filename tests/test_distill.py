@@ -103,14 +103,52 @@ def test_heal_stops_resumes_and_matches_an_uninterrupted_run(tmp_path, data_file
 
     straight = heal(draft, data_file, tmp_path / "straight", QUICK, progress=False)
     assert straight.action == "trained"
+    # held-out agreement at the start and at each checkpoint survives the interruption, and picks the same step
+    assert [step for step, _ in resumed.agreement_by_step] == [0, 4, 8]
+    assert resumed.agreement_by_step == straight.agreement_by_step and resumed.kept_step == straight.kept_step
     a, b = load_file(tmp_path / "healed" / "model.safetensors"), load_file(tmp_path / "straight" / "model.safetensors")
     assert a.keys() == b.keys() and all((a[k] - b[k]).abs().max() < 1e-5 for k in a)
     assert any(not t.equal(load_file(draft / "model.safetensors")[k]) for k, t in a.items())  # it did learn something
 
     again = heal(draft, data_file, tmp_path / "healed", QUICK, progress=False)
     assert again.action == "reused" and again.tokens_per_second > 0 and again.losses == resumed.losses
+    assert again.agreement_by_step == resumed.agreement_by_step and again.kept_step == resumed.kept_step
     with pytest.raises(ModelFolderError, match="other settings"):
         heal(draft, data_file, tmp_path / "healed", HealConfig(steps=8, learning_rate=1e-3, save_steps=4), progress=False)
+
+
+def test_healing_that_lowers_agreement_keeps_the_starting_weights(tmp_path, data_file):
+    """A learning rate far too high wrecks the draft: the guard measures held-out agreement falling and saves the
+    starting weights, so healing never hands on a draft that agrees less than the one it started from."""
+    from safetensors.torch import load_file
+
+    from helpers.distill import agreement
+
+    draft = build_tiny_pair().draft
+    wrecking = replace(QUICK, learning_rate=0.5, held_out=0.25, max_grad_norm=100.0)
+    result = heal(draft, data_file, tmp_path / "wrecked", wrecking, progress=False)
+    by_step = dict(result.agreement_by_step)
+    print(f"held-out agreement by step with a wrecking learning rate: {by_step}")
+    assert sorted(by_step) == [0, 4, 8] and max(by_step[4], by_step[8]) < by_step[0]  # training did lower it
+    assert result.kept_step == 0
+    start, kept = load_file(draft / "model.safetensors"), load_file(tmp_path / "wrecked" / "model.safetensors")
+    assert start.keys() == kept.keys() and all(start[k].equal(kept[k]) for k in start)
+    held = split_held_out(read_distillation_data(data_file), 0.25)[1]
+    assert round(agreement(tmp_path / "wrecked", held, QUICK.max_length), 4) == by_step[0]
+    manifest = json.loads((tmp_path / "wrecked" / distill.HEALED_MANIFEST).read_text())
+    assert manifest["kept_step"] == 0 and dict(manifest["agreement_by_step"]) == by_step
+
+
+def test_the_best_step_wins_and_the_start_wins_a_tie():
+    from helpers.heal_selection import Selection, agreements_logged, select_step
+
+    history = [{"step": 0, "held_out_agreement": 0.5}, {"loss": 1.0, "step": 2}, {"step": 4, "held_out_agreement": 0.6},
+               {"step": 8, "held_out_agreement": 0.55}]
+    assert agreements_logged(history) == [(0, 0.5), (4, 0.6), (8, 0.55)]
+    assert select_step(agreements_logged(history)) == Selection(((0, 0.5), (4, 0.6), (8, 0.55)), kept_step=4)
+    assert select_step([(0, 0.5), (4, 0.5)]).kept_step == 0
+    assert "kept the starting weights" in select_step([(0, 0.5), (4, 0.4)]).describe()
+    assert select_step([]) is None
 
 
 def test_heal_resumes_after_a_crash(tmp_path, data_file):

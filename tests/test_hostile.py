@@ -318,6 +318,8 @@ def _one_line(capsys) -> str:
     ["convert", "--source", "s", "--ratio", "0"],
     ["agent", "--max-steps", "0"],
     ["suite", "--heal-lr", "inf"],
+    ["suite", "--heal-neighbour-layers", "-1"],
+    ["suite", "--heal-warmup-steps", "x"],
 ])
 def test_nonsense_numbers_are_refused(argv, capsys):
     with pytest.raises(SystemExit) as exit_info:

@@ -173,6 +173,23 @@ def test_cli_plans_pruning_and_agent_steps(tmp_path, capsys):
     assert refused.value.code == 2 and "must be at least 1" in capsys.readouterr().err
 
 
+def test_healing_options_override_single_fields_of_the_recipe():
+    from helpers.commands import build_parser
+    from helpers.commands.suite import healing_plan
+    from helpers.settings import heal_recipe
+
+    def heal(*options: str):
+        return healing_plan(build_parser().parse_args(["suite", "--prune-depths", "4", *options])).heal
+
+    recipe = heal_recipe("cpu-suite")
+    assert heal() == recipe
+    every_layer = heal("--heal-steps", "80", "--heal-lr", "5e-5", "--heal-warmup-steps", "8",
+                       "--heal-neighbour-layers", "0", "--heal-bf16")
+    assert (every_layer.steps, every_layer.learning_rate, every_layer.warmup_steps, every_layer.neighbour_layers,
+            every_layer.bf16, every_layer.save_steps) == (80, 5e-5, 8, 0, True, 26)
+    assert heal("--heal-steps", "80").warmup_steps == recipe.warmup_steps  # a tenth of 80 is more than the recipe's
+
+
 def test_the_warm_agent_step_serves_another_task_first_and_says_so(tmp_path):
     from helpers.agent import AGENT_TASKS, EARLIER_TASK
     from helpers.pruned_drafts import HealingPlan

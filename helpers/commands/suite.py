@@ -38,12 +38,15 @@ def healing_plan(args: argparse.Namespace) -> HealingPlan | None:
     recipe = heal_recipe(args.heal_recipe)
     overrides = {name: value for name, value in (("steps", args.heal_steps), ("learning_rate", args.heal_lr),
                                                  ("batch_size", args.heal_batch_size),
-                                                 ("max_length", args.heal_max_length)) if value is not None}
+                                                 ("max_length", args.heal_max_length),
+                                                 ("neighbour_layers", args.heal_neighbour_layers)) if value is not None}
     if args.heal_bf16:
         overrides["bf16"] = True
     if "steps" in overrides:  # warm-up and checkpoints follow a changed step count
         steps = overrides["steps"]
         overrides.update(warmup_steps=min(recipe.warmup_steps, max(1, steps // 10)), save_steps=max(1, steps // 3))
+    if args.heal_warmup_steps is not None:
+        overrides["warmup_steps"] = args.heal_warmup_steps
     heal = None if args.no_heal else replace(recipe, **overrides)
     return HealingPlan(depths=tuple(args.prune_depths), prompts=args.distill_prompts,
                        max_new_tokens=args.distill_max_new_tokens, heal=heal, repair=args.repair,
@@ -131,6 +134,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--heal-lr", type=positive_float, help=f"peak learning rate (cpu-suite: {recipe.learning_rate:g})")
     g.add_argument("--heal-batch-size", type=positive_int, help=f"examples per step (cpu-suite: {recipe.batch_size})")
     g.add_argument("--heal-max-length", type=positive_int, help=f"tokens per example (cpu-suite: {recipe.max_length})")
+    g.add_argument("--heal-warmup-steps", type=non_negative_int,
+                   help=f"linear warm-up steps (cpu-suite: {recipe.warmup_steps}; with --heal-steps: a tenth of them, at most "
+                        "that)")
+    g.add_argument("--heal-neighbour-layers", type=non_negative_int, metavar="N",
+                   help=f"kept layers trained on each side of the cut; 0: every layer (cpu-suite: {recipe.neighbour_layers})")
     g.add_argument("--heal-bf16", action="store_true", help="bfloat16 autocast for healing (CPUs with AVX512-BF16/AMX)")
     a = p.add_argument_group("agent step")
     a.add_argument("--no-agent", action="store_true", help="skip the slide-deck agent step")
