@@ -177,6 +177,22 @@ class BenchmarkResult:
         return [(base[(r.prompt_id, r.repeat)], r) for r in self.records
                 if r.label == label and (r.prompt_id, r.repeat) in base]
 
+    def speedup_difference(self, label: str, other: str) -> dict[str, Any] | None:
+        """How much faster `label` is than `other`, pair by pair: for each prompt and repeat where the baseline and both
+        ran, speedup(label) - speedup(other) (each against that pair's baseline run). Median with quartiles, the pairs
+        and how many `label` won. Pairing removes most of the machine's slow and fast phases, which two medians of
+        speedups measured minutes apart keep. None when no pair has all three runs."""
+        base = {(r.prompt_id, r.repeat): r.tpot_ms for r in self.records if r.label == self.baseline}
+        speeds = {name: {(r.prompt_id, r.repeat): base[(r.prompt_id, r.repeat)] / r.tpot_ms for r in self.records
+                         if r.label == name and (r.prompt_id, r.repeat) in base and r.tpot_ms > 0}
+                  for name in (label, other)}
+        differences = [speeds[label][key] - speeds[other][key] for key in speeds[label].keys() & speeds[other].keys()]
+        if not differences:
+            return None
+        low, middle, high = quartiles(differences)
+        return {"difference": middle, "difference_lo": low, "difference_hi": high, "pairs": len(differences),
+                "wins": sum(d > 0 for d in differences)}
+
     def speculation(self, label: str) -> dict[str, Any]:
         """The speculative knobs `label` ran with (``num_assistant_tokens``, ``assistant_confidence_threshold``), as
         recorded from its GenerationConfig; empty for configurations without them."""

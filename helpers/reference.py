@@ -28,13 +28,13 @@ def summary_path(preset: str = REFERENCE_PRESET, archive: str | None = None) -> 
     return results_folder(preset, archive) / "summary.json"
 
 
-def reference_rows(steps: tuple[str, ...], preset: str = REFERENCE_PRESET, archive: str | None = None
-                   ) -> tuple[list[dict[str, Any]], str]:
-    """Rows of the recorded suite run (or of an `archive`d one) for `steps`, the reference rows at 1.00x left out, and a
-    one-line caption naming the pair, the machine and the command that measured them; no rows and a "not measured yet"
-    caption when the run has none of `steps`."""
-    path = summary_path(preset, archive)
-    where = f" (archived run {archive})" if archive else ""
+def reference_rows(steps: tuple[str, ...], preset: str = REFERENCE_PRESET, archive: str | None = None,
+                   folder: Path | None = None) -> tuple[list[dict[str, Any]], str]:
+    """Rows of the recorded suite run (or of an `archive`d one, or of the run in `folder`) for `steps`, the reference
+    rows at 1.00x left out, and a one-line caption naming the pair, the machine and the command that measured them; no
+    rows and a "not measured yet" caption when the run has none of `steps`."""
+    path = Path(folder) / "summary.json" if folder is not None else summary_path(preset, archive)
+    where = f" (archived run {archive})" if archive else f" ({Path(folder).name})" if folder is not None else ""
     if not path.is_file():
         return [], f"Real pair ({preset}){where}: not measured yet (run `python benchmarks/run_suite.py --preset {preset}`)."
     summary = json.loads(path.read_text(encoding="utf-8"))
@@ -268,6 +268,17 @@ def describe_heal(heal: dict[str, Any] | None) -> str:
 
 HEAD_LABEL = re.compile(r"^(?P<target>\S+) \+ (?P<variant>\S+) (?P<weights>\S+) draft (?P<setting>k=\d+|threshold=\S+)$")
 HEAD_VARIANT = re.compile(r"^(?:(?P<base>.+)-)?head(?P<thousands>\d+)k$")
+
+
+def pruned_pair_rows(preset: str = REFERENCE_PRESET, folder: Path | None = None) -> tuple[list[dict[str, Any]], str]:
+    """Each pruned draft against the unpruned one at equal settings, pair by pair (the suite's
+    ``pruned_versus_unpruned``), with a caption; no rows when the run recorded none."""
+    path = (folder or results_folder(preset)) / "summary.json"
+    rows = (read_json(path) or {}).get("pruned_versus_unpruned") or []
+    if not rows:
+        return [], f"Real pair ({preset}): no pair-by-pair comparison of pruned and unpruned drafts in {path}."
+    return rows, (f"Real pair ({preset}), {path.parent.name}: speedup of each pruned draft minus the unpruned draft's at "
+                  "the same setting, per prompt and repeat (median, quartiles, pairs won).")
 
 
 def head_size_rows(steps: tuple[str, ...] = ("pruned-drafts", "pruned-drafts-sweep"), preset: str = REFERENCE_PRESET,

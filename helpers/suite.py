@@ -541,6 +541,43 @@ def summary_rows(settings: SuiteSettings, finished: Sequence[SuiteStep] | None =
     return rows
 
 
+def pruned_versus_unpruned(step: SuiteStep, result: BenchmarkResult) -> list[dict[str, Any]]:
+    """Each pruned draft of `step` against the unpruned draft at the same setting (k or threshold) in the same run, and
+    against the unpruned draft with the same trimmed head when it has one: `BenchmarkResult.speedup_difference`."""
+    draft_runs = [run for run in step.runs if run.mode == "draft" and run.draft is not None]
+    rows = []
+    for run in (r for r in draft_runs if r.draft.pruned):
+        for control in draft_runs:
+            same_setting = (control.k, control.threshold, control.target) == (run.k, run.threshold, run.target)
+            unpruned = not control.draft.pruned and control.draft.head_tokens in {0, run.draft.head_tokens}
+            difference = result.speedup_difference(run.label, control.label) if same_setting and unpruned else None
+            if difference:
+                setting = f"threshold={run.threshold:g}" if run.threshold else f"k={run.k}"
+                rows.append({"step": step.name, "setting": setting, "pruned draft": run.draft.variant,
+                             "against": f"unpruned {control.draft.variant or 'draft'} {control.draft.weights}",
+                             **difference})
+    return rows
+
+
+def pruned_rows(settings: SuiteSettings, finished: Sequence[SuiteStep]) -> list[dict[str, Any]]:
+    """`pruned_versus_unpruned` for every finished step with pruned drafts (agent steps have their own table)."""
+    return [row for step in finished if step.kind != "agent" and step.uses_pruned
+            for row in pruned_versus_unpruned(step, BenchmarkResult.from_json(result_path(step, settings)))]
+
+
+def pruned_section(rows: list[dict[str, Any]]) -> str:
+    """summary.md: every pruned draft against the unpruned one at equal settings, pair by pair (empty without any)."""
+    from .tables import markdown_table
+
+    if not rows:
+        return ""
+    return ("## Pruned against unpruned drafts, pair by pair\n\nFor each prompt and repeat: speedup of the pruned draft "
+            "minus speedup of the unpruned draft at the same setting, both against that pair's reference run; median, "
+            "quartiles (lo/hi) and the pairs the pruned draft won.\n\n"
+            + markdown_table([{**r, **{k: round(r[k], 3) for k in ("difference", "difference_lo", "difference_hi")}}
+                              for r in rows]))
+
+
 def agent_rows(path: Path) -> list[dict[str, Any]]:
     """Summary rows of an agent step: the whole task's time and decks written, besides the usual columns."""
     data = json.loads(path.read_text())
@@ -569,11 +606,13 @@ def write_summary(settings: SuiteSettings, command: str) -> Path:
             data = json.loads(path.read_text())
             machines.append({"step": step.name, **data.get("machine", {}), "peak_rss_mb": round(data.get("peak_rss_mb", 0))})
             commands.append(data["settings"]["suite"]["command"])
+    pruned = pruned_rows(settings, finished)
     write_json(folder / "summary.json", {"preset": settings.preset.name, "reference": REFERENCE, "command": command,
-                                         "step_commands": sorted(set(commands)), "machines": machines, "rows": rows})
+                                         "step_commands": sorted(set(commands)), "machines": machines, "rows": rows,
+                                         "pruned_versus_unpruned": pruned})
     todo = [name for name, state in status.items() if state == "todo"]
     stale = [name for name, state in status.items() if state == "stale"]
-    text = "\n\n".join([
+    text = "\n\n".join(part for part in [
         f"# Benchmark suite: {settings.preset.name}",
         f"Command (latest run):\n\n```\n{command}\n```",
         f"Reference (speedup 1.0): **{REFERENCE}**. speedup = median over (prompt, repeat) pairs of TPOT(reference) / "
@@ -583,12 +622,13 @@ def write_summary(settings: SuiteSettings, command: str) -> Path:
         f"properties {settings.properties or 'defaults'}.",
         markdown_table([r for r in rows if r["step"] not in AGENT_STEPS], [*SUMMARY_COLUMNS, "predicted_speedup"])
         if rows else "(no finished step yet)",
+        pruned_section(pruned),
         agent_section(rows, folder),
         healing_section(folder),
         "Steps not measured yet: " + (", ".join(todo) if todo else "none")
         + (f". Measured with other settings, left out until measured again: {', '.join(stale)}" if stale else ""),
         "## Machine\n\n" + (markdown_table(machines) if machines else "-"),
-    ]) + "\n"
+    ] if part) + "\n"
     atomic_write_text(folder / "summary.md", text)
     if rows:
         # the reference (and int8 alone) runs in several steps: name each bar after its step so none hides another

@@ -96,6 +96,26 @@ def test_pooled_acceptance_weighs_runs_by_what_they_drafted():
     assert BenchmarkResult(records=[run("x", 0, 1)], baseline="d").summary()[0]["acceptance_pooled"] == 0.0
 
 
+def test_two_configurations_are_compared_pair_by_pair():
+    from helpers.benchmark import RunRecord
+
+    def run(label, prompt, repeat, tpot):
+        return RunRecord(label, prompt, repeat, 1.0, tpot, 1.0, 1.0, 1, 1)
+
+    # the machine slows down for the second repeat: both candidates slow with the reference, their gap stays
+    runs = [run("ref", "a", 0, 100.0), run("fast", "a", 0, 50.0), run("slow", "a", 0, 80.0),
+            run("ref", "a", 1, 200.0), run("fast", "a", 1, 100.0), run("slow", "a", 1, 160.0),
+            run("ref", "b", 0, 100.0), run("fast", "b", 0, 100.0), run("slow", "b", 0, 50.0),
+            run("ref", "c", 0, 100.0), run("fast", "c", 0, 50.0)]  # "slow" never ran on c: no pair
+    result = BenchmarkResult(records=runs, baseline="ref")
+    difference = result.speedup_difference("fast", "slow")
+    assert difference["pairs"] == 3 and difference["wins"] == 2
+    assert difference["difference"] == pytest.approx(0.75)  # 2.0 - 1.25 twice, 1.0 - 2.0 once
+    assert difference["difference_lo"] == pytest.approx(-0.125) and difference["difference_hi"] == pytest.approx(0.75)
+    assert result.speedup_difference("slow", "fast")["wins"] == 1
+    assert result.speedup_difference("fast", "missing") is None
+
+
 def test_interleaved_rejects_bad_input(target_pipe):
     a = Candidate("a", target_pipe, generation_config(4))
     with pytest.raises(ValueError, match="unique"):

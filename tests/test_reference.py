@@ -178,6 +178,9 @@ def test_healing_record_becomes_one_row_per_depth(tmp_path):
     # the suite's summary section is built from the same rows
     section = suite.healing_section(tmp_path)
     assert "replaceme-healed" in section and "0.62" in section
+    record["drafts"][0]["healing: step kept"] = 52  # recorded since healing keeps its best step
+    (tmp_path / reference.HEALING_RECORD).write_text(json.dumps(record))
+    assert reference.healing_rows(folder=tmp_path)[0][0]["step kept"] == 52
 
 
 def test_trimmed_heads_are_paired_with_the_same_draft_and_setting(tmp_path):
@@ -224,6 +227,13 @@ def test_archived_runs_and_missing_steps(tmp_path, monkeypatch):
     assert rows == [] and "y not measured yet" in caption
     pairs, caption = reference.head_size_rows(("x",), "p", archive="old")
     assert [p["draft"] for p in pairs] == ["unpruned"] and "(archived run old)" in caption
+    rows, caption = reference.reference_rows(("x",), folder=path.parent)  # any run's folder, e.g. an experiment's
+    assert len(rows) == 2 and "(old)" in caption
+    assert reference.pruned_pair_rows(folder=path.parent)[0] == []
+    pair = {"step": "x", "setting": "k=3", "pruned draft": "pruned4", "against": "unpruned draft int4", "difference": 0.1}
+    path.write_text(json.dumps({**summary, "pruned_versus_unpruned": [pair]}))
+    rows, caption = reference.pruned_pair_rows(folder=path.parent)
+    assert rows == [pair] and "pair" in caption and "old" in caption
 
 
 def test_export_rows_put_each_export_beside_its_checkpoint(tmp_path):

@@ -157,6 +157,13 @@ def test_pruned_drafts_and_agent_steps(tiny_models, tmp_path):
     assert "## Pruned drafts: repair and healing" in summary and "replaceme-healed" in summary
     assert "through each OpenVINO draft export" in summary
     assert "| pruned1-replaceme-healed int4 | pruned1-replaceme-healed |" in summary
+    assert "## Pruned against unpruned drafts, pair by pair" in summary
+    against = json.loads((tmp_path / "summary.json").read_text())["pruned_versus_unpruned"]
+    assert {(r["step"], r["pruned draft"], r["against"]) for r in against} >= {
+        ("pruned-drafts", "pruned1-replaceme-healed", "unpruned draft int4"),
+        ("pruned-drafts", "pruned1-replaceme-healed-head1k", "unpruned head1k int4"),
+        ("lm-head-int4", "pruned1-replaceme-healed", "unpruned draft int4-all")}
+    assert all(r["pairs"] == len(settings.prompts) * settings.repeats for r in against)
 
 
 def test_cli_plans_pruning_and_agent_steps(tmp_path, capsys):
@@ -171,6 +178,29 @@ def test_cli_plans_pruning_and_agent_steps(tmp_path, capsys):
     with pytest.raises(SystemExit) as refused:
         main(["suite", "--preset", "tiny", "--prune-depths", "0", "--list"])
     assert refused.value.code == 2 and "must be at least 1" in capsys.readouterr().err
+
+
+def test_each_pruned_draft_meets_the_unpruned_one_at_its_own_setting_pair_by_pair(tmp_path):
+    from helpers.benchmark import BenchmarkResult, RunRecord
+    from helpers.pruned_drafts import ModelKey
+
+    unpruned, head = ModelKey("draft", "int4"), ModelKey("draft", "int4", head_tokens=32768)
+    pruned = ModelKey("draft", "int4", pruned=4, healed=True, repair="replaceme", head_tokens=32768)
+    runs = (suite.RunSpec("unpruned k=3", "int4", "draft", 3, unpruned), suite.RunSpec("head k=3", "int4", "draft", 3, head),
+            suite.RunSpec("pruned k=3", "int4", "draft", 3, pruned),
+            suite.RunSpec("pruned t=0.8", "int4", "draft", draft=pruned, threshold=0.8),
+            suite.RunSpec("unpruned t=0.8", "int4", "draft", draft=unpruned, threshold=0.8),
+            suite.RunSpec("pruned k=2", "int4", "draft", 2, pruned))  # no unpruned draft at k=2: no row
+    step = suite.SuiteStep("pruned-drafts", "test", runs)
+    tpot = {suite.REFERENCE: 100.0, "unpruned k=3": 80.0, "head k=3": 70.0, "pruned k=3": 50.0, "pruned t=0.8": 60.0,
+            "unpruned t=0.8": 100.0, "pruned k=2": 40.0}
+    records = [RunRecord(label, prompt, 0, 1.0, ms, 1.0, 1.0, 1, 1) for label, ms in tpot.items() for prompt in "ab"]
+    rows = suite.pruned_versus_unpruned(step, BenchmarkResult(records=records, baseline=suite.REFERENCE))
+    found = {(r["setting"], r["against"]): (round(r["difference"], 4), r["pairs"], r["wins"]) for r in rows}
+    assert found == {("k=3", "unpruned draft int4"): (0.75, 2, 2),
+                     ("k=3", "unpruned head32k int4"): (round(2 - 100 / 70, 4), 2, 2),
+                     ("threshold=0.8", "unpruned draft int4"): (round(100 / 60 - 1, 4), 2, 2)}
+    assert {r["pruned draft"] for r in rows} == {"pruned4-replaceme-healed-head32k"}
 
 
 def test_healing_options_override_single_fields_of_the_recipe():
