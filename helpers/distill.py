@@ -5,7 +5,8 @@
   file keyed by prompt id: an interrupted run resumes where it stopped, without duplicates or torn lines.
 - `heal` fine-tunes the pruned draft on those answers with ``transformers.Trainer`` (loss on answer tokens only,
   checkpoints, resume; optionally a KL term to the target's own distribution). The same code runs on one CPU, one GPU
-  or many GPUs through ``accelerate launch -m helpers heal ...``.
+  or many GPUs through ``accelerate launch -m helpers heal ...``. Its examples, batches and Trainer class come from
+  `distill_training`; `heal_selection` keeps the checkpoint that agrees best with the target on held-out answers.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .devices import PeakMemory
+from .distill_training import build_examples, collate_examples, distill_trainer_class, model_agreement
 from .errors import (
     ConfigError,
     ModelFolderError,
@@ -215,6 +217,12 @@ class HealResult:
             return "started from scratch (no complete checkpoint)" if self.action != "reused" else "reused"
         return f"resumed from {self.resumed_from} (step {self.resumed_from_step}, the newest complete checkpoint)"
 
+    def describe_selection(self) -> str:
+        """Which step's weights were saved, by held-out agreement (empty when nothing was held out, or for a model
+        healed before healing measured it)."""
+        selection = select_step(self.agreement_by_step)
+        return selection.describe() if selection else ""
+
     def row(self) -> dict[str, Any]:
         first = self.losses[0][1] if self.losses else None
         last = self.losses[-1][1] if self.losses else None
@@ -262,103 +270,9 @@ def split_held_out(records: list[dict[str, Any]], share: float) -> tuple[list[di
     return [r for r in records if r["id"] not in held_ids], [r for r in records if r["id"] in held_ids]
 
 
-def build_examples(records: list[dict[str, Any]], tokenizer: Any, max_length: int) -> list[dict[str, list[int]]]:
-    """Token ids and labels per record: the chat prompt is context (label -100), the target's answer is learned.
-
-    Answers the target finished get the end-of-turn token appended, so the draft also learns where answers stop.
-    Over-long examples keep at most half of `max_length` of prompt (its end) and cut the answer.
-    """
-    examples = []
-    for record in records:
-        prompt_ids = tokenizer(record["chat_prompt"], add_special_tokens=False)["input_ids"]
-        answer_ids = tokenizer(record["answer"], add_special_tokens=False)["input_ids"]
-        if record.get("finished") and tokenizer.eos_token_id is not None:
-            answer_ids = [*answer_ids, tokenizer.eos_token_id]
-        if not answer_ids:
-            continue
-        prompt_ids = prompt_ids[-(max_length // 2):]
-        input_ids = (prompt_ids + answer_ids)[:max_length]
-        labels = ([-100] * len(prompt_ids) + answer_ids)[:max_length]
-        examples.append({"input_ids": input_ids, "labels": labels})
-    return examples
-
-
-def _collate(pad_id: int) -> Any:
-    def collate(batch: list[dict[str, list[int]]]) -> dict[str, Any]:
-        import torch
-
-        width = max(len(e["input_ids"]) for e in batch)
-        ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-        labels = torch.full((len(batch), width), -100, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for row, example in enumerate(batch):
-            n = len(example["input_ids"])
-            ids[row, :n] = torch.tensor(example["input_ids"])
-            labels[row, :n] = torch.tensor(example["labels"])
-            mask[row, :n] = 1
-        return {"input_ids": ids, "labels": labels, "attention_mask": mask}
-    return collate
-
-
 def is_main_process() -> bool:
     """True except in the non-zero ranks of a distributed launch (accelerate launch, torchrun): one writer per file."""
     return int(os.environ.get("RANK", "0")) == 0
-
-
-def answer_logits(model: Any, inputs: dict[str, Any], keep: Any) -> Any:
-    """Next-token logits at the positions selected by `keep` (answer tokens) only.
-
-    The vocabulary projection is the costliest layer of a small draft (151,936 x 896 for Qwen2.5-0.5B) and the prompt
-    is often longer than the answer: projecting only the positions that carry a label saves time and the memory of a
-    (batch x length x vocabulary) logits tensor.
-    """
-    core = getattr(model, "module", model)  # accelerate/DDP wrap the model
-    hidden = core.base_model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).last_hidden_state
-    return core.get_output_embeddings()(hidden[:, :-1][keep])
-
-
-def _distill_trainer_class() -> Any:
-    """A Trainer whose loss is cross-entropy on answer tokens, optionally mixed with KL to a teacher's distribution."""
-    import torch
-    import torch.nn.functional as F
-    from transformers import Trainer
-
-    class DistillTrainer(Trainer):
-        def __init__(self, *args: Any, teacher: Any = None, kl_weight: float = 0.0, temperature: float = 1.0,
-                     **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            self.teacher = teacher
-            self.kl_weight = kl_weight
-            self.temperature = temperature
-            self.model_accepts_loss_kwargs = False  # our loss is a per-batch mean: let Trainer scale it for accumulation
-
-        def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
-                         num_items_in_batch: Any = None) -> Any:
-            labels = inputs["labels"][:, 1:]
-            keep = labels != -100
-            logits = answer_logits(model, inputs, keep)
-            loss = F.cross_entropy(logits.float(), labels[keep])
-            if self.teacher is not None and self.kl_weight > 0:
-                if next(self.teacher.parameters()).device != logits.device:
-                    self.teacher.to(logits.device)
-                with torch.no_grad():
-                    teacher_logits = answer_logits(self.teacher, inputs, keep)
-                t = self.temperature
-                kl = F.kl_div(F.log_softmax(logits.float() / t, dim=-1), F.log_softmax(teacher_logits.float() / t, dim=-1),
-                              log_target=True, reduction="batchmean") * t * t
-                loss = (1 - self.kl_weight) * loss + self.kl_weight * kl
-            return (loss, {"logits": logits}) if return_outputs else loss
-
-        def _issue_warnings_after_load(self, load_result: Any) -> None:
-            # A tied lm_head is saved once, as the embeddings: its absence from a checkpoint is expected, not a problem.
-            tied = ({name for name, _ in self.model.named_parameters(remove_duplicate=False)}
-                    - {name for name, _ in self.model.named_parameters()})
-            if load_result.missing_keys and set(load_result.missing_keys) <= tied and not load_result.unexpected_keys:
-                self.model.tie_weights()
-                return
-            super()._issue_warnings_after_load(load_result)
-
-    return DistillTrainer
 
 
 def _stop_callback(stop_after_steps: int) -> Any:
@@ -654,8 +568,8 @@ def _make_trainer(model: Any, teacher: Any, examples: list[dict[str, list[int]]]
             ce_weight=config.ce_weight, temperature=config.kl_temperature, callbacks=callbacks,
         )
     else:
-        trainer = _distill_trainer_class()(
-            model=model, args=args, train_dataset=examples, data_collator=_collate(tokenizer.pad_token_id or 0),
+        trainer = distill_trainer_class()(
+            model=model, args=args, train_dataset=examples, data_collator=collate_examples(tokenizer.pad_token_id or 0),
             teacher=teacher, kl_weight=config.kl_weight, temperature=config.kl_temperature, callbacks=callbacks,
         )
     trainer.remove_callback(PrinterCallback)
@@ -696,27 +610,6 @@ def agreement(model_dir: str | Path, records: list[dict[str, Any]], max_length: 
         raise PromptFileError("No record with a non-empty answer to measure agreement on.")
     with threads_for(model):
         return model_agreement(model, examples, tokenizer.pad_token_id or 0, batch_size)
-
-
-def model_agreement(model: Any, examples: list[dict[str, list[int]]], pad_id: int, batch_size: int = 8) -> float:
-    """`agreement` of an in-memory model on examples of `build_examples`; the model is left in the mode it was in."""
-    import torch
-
-    collate = _collate(pad_id)
-    was_training = model.training
-    model.eval()
-    hits = total = 0
-    try:
-        with torch.no_grad():
-            for begin in range(0, len(examples), batch_size):
-                batch = collate(examples[begin:begin + batch_size])
-                labels = batch["labels"][:, 1:]
-                keep = labels != -100
-                hits += int((answer_logits(model, batch, keep).argmax(dim=-1) == labels[keep]).sum())
-                total += int(keep.sum())
-    finally:
-        model.train(was_training)
-    return hits / total if total else 0.0
 
 
 TRAINING_FLOPS_PER_PARAM_TOKEN = 6  # forward (2) + backward (4) multiply-adds per parameter and token

@@ -91,7 +91,7 @@ def openvino_agreement(model_dir: str | Path, records: Sequence[dict[str, Any]],
     position only and is refused."""
     from transformers import AutoTokenizer
 
-    from .distill import build_examples
+    from .distill_training import build_examples
 
     model_dir = Path(model_dir).expanduser().resolve()
     compiled, names = _compile_target(model_dir, device, properties or {})
@@ -115,7 +115,7 @@ def record_target_topk(target_dir: str | Path, records: Sequence[dict[str, Any]]
                        properties: dict[str, Any] | None = None, progress: bool = True) -> TopkRecordResult:
     """Append the OpenVINO target's top-`k` log-probs at every answer position of each record not yet in `output`.
 
-    One forward pass per record over the tokenized prompt + answer (as `distill.build_examples` cuts it with
+    One forward pass per record over the tokenized prompt + answer (as `distill_training.build_examples` cuts it with
     `max_length`, so positions line up with training). The exported IR returns logits for every position (GenAI only
     slices them at load time); an IR that returns fewer is refused. Lines: ``{"id", "digest", "positions", "ids",
     "logprobs"}``; a sidecar ``<output>.settings.json`` pins target, k and max_length.
@@ -124,7 +124,7 @@ def record_target_topk(target_dir: str | Path, records: Sequence[dict[str, Any]]
     from tqdm.auto import tqdm
     from transformers import AutoTokenizer
 
-    from .distill import build_examples
+    from .distill_training import build_examples
 
     if not 1 <= k <= 1024:
         raise ConfigError(f"k must be between 1 and 1024, got {k}.")
@@ -184,11 +184,11 @@ def read_target_topk(path: str | Path) -> dict[str, dict[str, Any]]:
 
 def soft_examples(records: Sequence[dict[str, Any]], topk: dict[str, dict[str, Any]], tokenizer: Any,
                   max_length: int) -> list[dict[str, Any]]:
-    """`distill.build_examples` plus each record's top-k ids and log-probs (records without a recording are left out).
+    """`distill_training.build_examples` plus each record's top-k ids and log-probs (records without a recording are left out).
 
     `max_length` must be the one used when recording; a changed record (other prompt or answer) is refused.
     """
-    from .distill import build_examples
+    from .distill_training import build_examples
 
     examples = []
     for record in records:
@@ -206,9 +206,9 @@ def soft_examples(records: Sequence[dict[str, Any]], topk: dict[str, dict[str, A
 
 def soft_collate(pad_id: int) -> Any:
     """`distill`'s padding collator plus the top-k of all answer positions, concatenated in row-major order."""
-    from .distill import _collate
+    from .distill_training import collate_examples
 
-    pad = _collate(pad_id)
+    pad = collate_examples(pad_id)
 
     def collate(batch: list[dict[str, Any]]) -> dict[str, Any]:
         import torch
@@ -245,9 +245,9 @@ def topk_kl_loss(draft_logits: Any, topk_ids: Any, topk_logprobs: Any, labels: A
 
 def soft_trainer_class() -> Any:
     """The project's distillation Trainer with `topk_kl_loss` on answer positions (kwargs: ce_weight, temperature)."""
-    from .distill import _distill_trainer_class, answer_logits
+    from .distill_training import answer_logits, distill_trainer_class
 
-    base = _distill_trainer_class()
+    base = distill_trainer_class()
 
     class SoftDistillTrainer(base):  # type: ignore[misc, valid-type]
         def __init__(self, *args: Any, ce_weight: float = 0.0, temperature: float = 1.0, **kwargs: Any) -> None:

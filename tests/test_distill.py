@@ -4,7 +4,7 @@ from dataclasses import replace
 
 import pytest
 
-from helpers import distill
+from helpers import distill, distill_training
 from helpers.commands import main
 from helpers.distill import HealConfig, generate_distillation_data, heal, read_distillation_data, split_held_out
 from helpers.errors import (
@@ -80,13 +80,13 @@ def test_examples_learn_the_answer_only():
 
     tokenizer = AutoTokenizer.from_pretrained(build_tiny_pair().draft)
     record = {"chat_prompt": "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n", "answer": "def f():", "finished": True}
-    (example,) = distill.build_examples([record], tokenizer, max_length=64)
+    (example,) = distill_training.build_examples([record], tokenizer, max_length=64)
     prompt_len = len(tokenizer(record["chat_prompt"], add_special_tokens=False)["input_ids"])
     assert example["labels"][:prompt_len] == [-100] * prompt_len
     assert example["labels"][prompt_len:] == example["input_ids"][prompt_len:]
     assert example["labels"][-1] == tokenizer.eos_token_id  # finished answers teach where to stop
     long = {**record, "answer": "x = 1\n" * 200, "finished": False}
-    (cut,) = distill.build_examples([long], tokenizer, max_length=32)
+    (cut,) = distill_training.build_examples([long], tokenizer, max_length=32)
     assert len(cut["input_ids"]) == 32 and cut["labels"][-1] != tokenizer.eos_token_id
 
 
@@ -137,18 +137,6 @@ def test_healing_that_lowers_agreement_keeps_the_starting_weights(tmp_path, data
     assert round(agreement(tmp_path / "wrecked", held, QUICK.max_length), 4) == by_step[0]
     manifest = json.loads((tmp_path / "wrecked" / distill.HEALED_MANIFEST).read_text())
     assert manifest["kept_step"] == 0 and dict(manifest["agreement_by_step"]) == by_step
-
-
-def test_the_best_step_wins_and_the_start_wins_a_tie():
-    from helpers.heal_selection import Selection, agreements_logged, select_step
-
-    history = [{"step": 0, "held_out_agreement": 0.5}, {"loss": 1.0, "step": 2}, {"step": 4, "held_out_agreement": 0.6},
-               {"step": 8, "held_out_agreement": 0.55}]
-    assert agreements_logged(history) == [(0, 0.5), (4, 0.6), (8, 0.55)]
-    assert select_step(agreements_logged(history)) == Selection(((0, 0.5), (4, 0.6), (8, 0.55)), kept_step=4)
-    assert select_step([(0, 0.5), (4, 0.5)]).kept_step == 0
-    assert "kept the starting weights" in select_step([(0, 0.5), (4, 0.4)]).describe()
-    assert select_step([]) is None
 
 
 def test_heal_resumes_after_a_crash(tmp_path, data_file):
@@ -217,7 +205,8 @@ def test_cli_distill_data_and_heal(tmp_path, capsys, tiny_models, data_file, mon
     assert "added now" in capsys.readouterr().out and len(read_distillation_data(out)) == 1
     assert main(["heal", "--draft", str(build_tiny_pair().draft), "--data", str(data_file), "--output",
                  str(tmp_path / "cli-healed"), "--steps", "2", "--batch-size", "4", "--max-length", "128"]) == 0
-    assert "healed model:" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "healed model:" in out and "held-out agreement" in out  # which step was kept, and why
     monkeypatch.setitem(sys.modules, "datasets", None)
     assert main(["distill-data", "--target", str(tiny_models.target), "--prompts", "BAAI/Infinity-Instruct"]) == 2
     err = capsys.readouterr().err
@@ -237,7 +226,7 @@ def test_answer_logits_match_the_full_projection():
     keep[1, 5] = True
     with torch.no_grad():
         full = model(**inputs).logits[:, :-1][keep]
-        selected = distill.answer_logits(model, inputs, keep)
+        selected = distill_training.answer_logits(model, inputs, keep)
     assert selected.shape == (4, 50) and torch.allclose(selected, full, atol=1e-5)
 
 

@@ -104,7 +104,7 @@ def data(tmp_path_factory, tiny_models):
 def test_recorded_topk_is_the_targets_greedy_choice_and_resumes(data, tiny_models):
     from transformers import AutoTokenizer
 
-    from helpers.distill import build_examples
+    from helpers.distill_training import build_examples
 
     records, topk_path, result = data
     assert result.recorded == len(records) and result.positions > 0
@@ -155,7 +155,7 @@ def test_agreement_of_an_openvino_export_matches_its_recorded_top1(data, tiny_mo
     exactly what its recorded top-k says; the draft agrees less with the target's answers than the target itself."""
     from transformers import AutoTokenizer
 
-    from helpers.distill import build_examples
+    from helpers.distill_training import build_examples
 
     records, topk_path, _ = data
     topk = soft_distill.read_target_topk(topk_path)
