@@ -107,13 +107,14 @@ def model_agreement(model: Any, examples: list[dict[str, list[int]]], pad_id: in
     import torch
 
     collate = collate_examples(pad_id)
+    device = next(model.parameters()).device  # during training on a GPU the model is there, the batches are not
     was_training = model.training
     model.eval()
     hits = total = 0
     try:
         with torch.no_grad():
             for begin in range(0, len(examples), batch_size):
-                batch = collate(examples[begin:begin + batch_size])
+                batch = {name: tensor.to(device) for name, tensor in collate(examples[begin:begin + batch_size]).items()}
                 labels = batch["labels"][:, 1:]
                 keep = labels != -100
                 hits += int((answer_logits(model, batch, keep).argmax(dim=-1) == labels[keep]).sum())
