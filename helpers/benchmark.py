@@ -182,9 +182,7 @@ class BenchmarkResult:
         ran, speedup(label) - speedup(other) (each against that pair's baseline run). Median with quartiles, the pairs
         and how many `label` won. Pairing removes most of the machine's slow and fast phases, which two medians of
         speedups measured minutes apart keep. None when no pair has all three runs."""
-        base = {(r.prompt_id, r.repeat): r.tpot_ms for r in self.records if r.label == self.baseline}
-        speeds = {name: {(r.prompt_id, r.repeat): base[(r.prompt_id, r.repeat)] / r.tpot_ms for r in self.records
-                         if r.label == name and (r.prompt_id, r.repeat) in base and r.tpot_ms > 0}
+        speeds = {name: {(c.prompt_id, c.repeat): b.tpot_ms / c.tpot_ms for b, c in self.pairs(name) if c.tpot_ms > 0}
                   for name in (label, other)}
         differences = [speeds[label][key] - speeds[other][key] for key in speeds[label].keys() & speeds[other].keys()]
         if not differences:

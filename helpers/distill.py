@@ -209,7 +209,12 @@ class HealResult:
     resumed_from: Path | None = None  # the newest complete checkpoint this call continued from
     peak_rss_mb: float = 0.0  # peak resident memory of the process while training (the run that finished the model)
     agreement_by_step: list[tuple[int, float]] = field(default_factory=list)  # held-out agreement; step 0: the start
-    kept_step: int | None = None  # the step whose weights were saved (heal_selection: the best agreement)
+
+    @property
+    def kept_step(self) -> int | None:
+        """The step whose weights were saved: the best held-out agreement (None when none was measured)."""
+        selection = select_step(self.agreement_by_step)
+        return selection.kept_step if selection else None
 
     def describe_resume(self) -> str:
         """One sentence saying where training started: which checkpoint, or from scratch."""
@@ -420,7 +425,7 @@ def heal(
     selection = select_step(agreements_logged(trainer.state.log_history))
     if selection is not None:
         restore_selected(trainer.model, selection, draft_dir, checkpoints, steps_done)
-        result.agreement_by_step, result.kept_step = list(selection.by_step), selection.kept_step
+        result.agreement_by_step = list(selection.by_step)
     trainer.accelerator.wait_for_everyone()
     if trainer.is_world_process_zero():
         _save_healed(trainer, tokenizer, result, key, config, draft_dir, data_path)
@@ -474,8 +479,7 @@ def _finished_heal(dest: Path, key: dict[str, Any], config: HealConfig, checkpoi
                               train_seconds=manifest.get("train_seconds", 0.0),
                               peak_rss_mb=manifest.get("peak_rss_mb", 0.0),
                               losses=[tuple(x) for x in manifest["losses"]], checkpoints=checkpoints,
-                              agreement_by_step=[tuple(x) for x in manifest.get("agreement_by_step", [])],
-                              kept_step=manifest.get("kept_step"))
+                              agreement_by_step=[tuple(x) for x in manifest.get("agreement_by_step", [])])
         raise ModelFolderError(f"{dest} holds a model healed with other settings or data. Delete it or pass "
                                "overwrite=True (--overwrite).")
     if dest.exists() and not finished.is_file():  # never replaced, even with overwrite: it is not ours

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from .distill import HealConfig
 from .errors import ConfigError
 from .fsutil import file_digest, read_json, write_json
+from .heal_selection import select_step
 from .paths import PathLike, resolve_workdir
 from .settings import DISTILL
 
@@ -122,7 +123,12 @@ class PrunedDraft:
     repair_errors: tuple[float, float] | None = None  # calibration MSE at the cut: plainly pruned, repaired
     agreement: dict[str, float] = field(default_factory=dict)  # held-out top-1 agreement with the target, per checkpoint
     heal_agreement_by_step: list[tuple[int, float]] = field(default_factory=list)  # measured while healing; 0: start
-    heal_kept_step: int | None = None  # the healing step whose weights were kept (the best held-out agreement)
+
+    @property
+    def heal_kept_step(self) -> int | None:
+        """The healing step whose weights were kept: the best held-out agreement (None when none was measured)."""
+        selection = select_step(self.heal_agreement_by_step)
+        return selection.kept_step if selection else None
 
     def row(self) -> dict[str, Any]:
         first = self.heal_losses[0][1] if self.heal_losses else None
@@ -425,8 +431,7 @@ def make_pruned_draft(preset: Preset, depth: int, plan: HealingPlan, data: Path,
                        heal_seconds=healed.train_seconds if healed else 0.0,
                        heal_peak_mb=healed.peak_rss_mb if healed else 0.0,
                        repair_errors=errors, agreement=held_out_agreement(checkpoints, plan, data),
-                       heal_agreement_by_step=healed.agreement_by_step if healed else [],
-                       heal_kept_step=healed.kept_step if healed else None)
+                       heal_agreement_by_step=healed.agreement_by_step if healed else [])
 
 
 def unpruned_variants(preset: Preset, plan: HealingPlan, data: Path, weights: WeightFormat,

@@ -86,8 +86,9 @@ def cmd_heal(args: argparse.Namespace) -> int:
         return 0
     print(markdown_table([result.row()]))
     print(f"\ntraining {result.describe_resume()}")
-    if result.describe_selection():
-        print(result.describe_selection())
+    selection = result.describe_selection()
+    if selection:
+        print(selection)
     print(f"{'healed model: ' + str(result.path) if result.action != 'stopped' else 'stopped; run again to continue'}"
           f"  (checkpoints: {result.checkpoints})")
     return 0
