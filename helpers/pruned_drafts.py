@@ -208,9 +208,12 @@ def target_topk(plan: HealingPlan, data: Path, target_dir: Path, progress: bool 
     if plan.heal is None or not plan.heal.topk:
         return None
     k = max(plan.heal.topk, DEFAULT_TOP_K)
-    path = data.with_name(f"{data.stem}-target-top{k}-{plan.heal.max_length}.jsonl")
+    suffix = f"-target-top{k}-{plan.heal.max_length}.jsonl"
+    path = data.with_name(f"{data.stem}{suffix}")
+    # other plans' recordings of the same answers are copied, not recomputed (a forward pass of the target each)
+    others = sorted(data.parent.glob(f"answers-{plan.max_new_tokens}tok-*prompts{suffix}"))
     record_target_topk(target_dir, read_distillation_data(data), path, k=k, max_length=plan.heal.max_length,
-                       progress=progress)
+                       progress=progress, reuse=others)
     return path
 
 

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -43,6 +44,7 @@ class TopkRecordResult:
     recorded: int  # added by this call
     skipped: int  # already there
     positions: int  # answer positions recorded by this call
+    reused: int = 0  # copied by this call from another file recorded with the same settings
 
 
 def _compile_target(target_dir: Path, device: str, properties: dict[str, Any]) -> tuple[Any, list[str]]:
@@ -112,13 +114,15 @@ def openvino_agreement(model_dir: str | Path, records: Sequence[dict[str, Any]],
 
 def record_target_topk(target_dir: str | Path, records: Sequence[dict[str, Any]], output: str | Path,
                        k: int = DEFAULT_TOP_K, max_length: int = 512, device: str = "CPU",
-                       properties: dict[str, Any] | None = None, progress: bool = True) -> TopkRecordResult:
+                       properties: dict[str, Any] | None = None, progress: bool = True,
+                       reuse: Sequence[str | Path] = ()) -> TopkRecordResult:
     """Append the OpenVINO target's top-`k` log-probs at every answer position of each record not yet in `output`.
 
     One forward pass per record over the tokenized prompt + answer (as `distill_training.build_examples` cuts it with
     `max_length`, so positions line up with training). The exported IR returns logits for every position (GenAI only
     slices them at load time); an IR that returns fewer is refused. Lines: ``{"id", "digest", "positions", "ids",
-    "logprobs"}``; a sidecar ``<output>.settings.json`` pins target, k and max_length.
+    "logprobs"}``; a sidecar ``<output>.settings.json`` pins target, k and max_length. Files in `reuse` recorded with
+    the same settings lend their lines for the same record (same id and text) instead of a new forward pass.
     """
     import numpy as np
     from tqdm.auto import tqdm
@@ -138,9 +142,14 @@ def record_target_topk(target_dir: str | Path, records: Sequence[dict[str, Any]]
         raise ConfigError(f"{output} was recorded with {previous}, not {settings}. Write to another file or delete it.")
     write_json(settings_file, settings)
     done = {r["id"] for r in existing}
+    borrowed = _recorded_elsewhere([r for r in records if r["id"] not in done], reuse, settings, output)
+    if borrowed:
+        append_jsonl(output, borrowed)
+        done |= {line["id"] for line in borrowed}
     todo = [r for r in records if r["id"] not in done]
     if not todo:
-        return TopkRecordResult(path=output, total=len(done), recorded=0, skipped=len(records), positions=0)
+        return TopkRecordResult(path=output, total=len(done), recorded=0, skipped=len(records), positions=0,
+                                reused=len(borrowed))
     tokenizer = AutoTokenizer.from_pretrained(str(target_dir))
     compiled, names = _compile_target(target_dir, device, properties or {})
     request = compiled.create_infer_request()
@@ -162,7 +171,28 @@ def record_target_topk(target_dir: str | Path, records: Sequence[dict[str, Any]]
                                "logprobs": np.round(np.take_along_axis(logprobs, top, axis=-1), LOGPROB_DECIMALS).tolist()}])
         positions_done += len(positions)
     return TopkRecordResult(path=output, total=len(done) + len(todo), recorded=len(todo), skipped=len(done),
-                            positions=positions_done)
+                            positions=positions_done, reused=len(borrowed))
+
+
+def _recorded_elsewhere(records: Sequence[dict[str, Any]], files: Sequence[str | Path], settings: dict[str, Any],
+                        output: Path) -> list[dict[str, Any]]:
+    """Lines of other top-k files, recorded with `settings`, for `records` whose prompt and answer are unchanged."""
+    wanted = {r["id"]: _answer_digest(r) for r in records}
+    found: dict[str, dict[str, Any]] = {}
+    for other in map(Path, files):
+        other = other.expanduser()
+        if not wanted or other.resolve() == output.resolve() or not other.is_file():
+            continue
+        if read_json(other.with_name(other.name + ".settings.json")) != settings:
+            continue  # another target, k or max_length: its positions or values differ
+        for text in other.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:  # the other file is only read: a torn or damaged line there is skipped, never cut off
+                line = json.loads(text)
+            except ValueError:
+                continue
+            if isinstance(line, dict) and wanted.get(line.get("id")) == line.get("digest") and line["id"] not in found:
+                found[line["id"]] = line
+    return [found[r["id"]] for r in records if r["id"] in found]
 
 
 def recorded_settings(path: str | Path) -> dict[str, Any]:

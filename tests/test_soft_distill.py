@@ -135,6 +135,35 @@ def test_recorded_topk_is_the_targets_greedy_choice_and_resumes(data, tiny_model
         soft_distill.record_target_topk(tiny_models.target, records, topk_path, k=K + 1, max_length=256, progress=False)
 
 
+def test_recorded_topk_is_borrowed_from_a_file_with_the_same_settings(data, tiny_models, tmp_path):
+    """A larger plan copies the lines another plan recorded for the same answers (no forward pass), records only the
+    rest, and ignores lines whose answer changed and files recorded with other settings."""
+    import shutil
+
+    records, topk_path, _ = data
+    original = soft_distill.read_target_topk(topk_path)
+    borrowed_file = tmp_path / "smaller-plan.jsonl"
+    shutil.copy(topk_path, borrowed_file)
+    shutil.copy(topk_path.with_name(topk_path.name + ".settings.json"),
+                borrowed_file.with_name(borrowed_file.name + ".settings.json"))
+    with borrowed_file.open("a") as handle:  # a torn tail in the other file: skipped, and left as it is
+        handle.write('{"id": "torn", "ids": [[1, 2')
+    torn_size = borrowed_file.stat().st_size
+    other_settings = tmp_path / "other-k.jsonl"
+    shutil.copy(topk_path, other_settings)
+    (tmp_path / "other-k.jsonl.settings.json").write_text('{"target": "elsewhere", "k": 8, "max_length": 256}')
+    changed = {**records[0], "answer": records[0]["answer"] + " and more"}
+    plan = [changed, *records[1:]]
+    output = tmp_path / "larger-plan.jsonl"
+    result = soft_distill.record_target_topk(tiny_models.target, plan, output, k=K, max_length=256, properties=EXACT,
+                                             progress=False, reuse=[other_settings, borrowed_file, output])
+    assert result.reused == len(records) - 1 and result.recorded == 1 and result.total == len(records)
+    recorded = soft_distill.read_target_topk(output)
+    assert all(recorded[r["id"]] == original[r["id"]] for r in records[1:])
+    assert recorded[changed["id"]]["digest"] != original[changed["id"]]["digest"]
+    assert borrowed_file.stat().st_size == torn_size
+
+
 def _train(model, tokenizer, examples, schedule, steps, output_dir):
     from transformers import TrainingArguments
 
