@@ -239,11 +239,15 @@ def _weights_stamp(folder: Path) -> str:
     return ",".join(f"{f.name}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files)
 
 
-def _held_out(plan: HealingPlan, data: Path) -> tuple[list[dict[str, Any]], str]:
-    """The held-out distillation records of `plan`, and a short digest of their ids (part of every cache key)."""
+def _held_out(plan: HealingPlan, data: Path, limit: int | None = None) -> tuple[list[dict[str, Any]], str]:
+    """The held-out distillation records of `plan` (at most `limit`: those whose id hashes lowest, the same whatever
+    the file's order), and a short digest of their ids (part of every cache key)."""
     from .distill import read_distillation_data, split_held_out
 
     _, held = split_held_out(read_distillation_data(data), held_out_share(plan))
+    if limit is not None and len(held) > limit:
+        kept = {r["id"] for r in sorted(held, key=lambda r: hashlib.sha256(str(r["id"]).encode()).hexdigest())[:limit]}
+        held = [r for r in held if r["id"] in kept]
     return held, hashlib.sha256(",".join(sorted(str(r["id"]) for r in held)).encode()).hexdigest()[:16]
 
 
@@ -293,17 +297,17 @@ def held_out_agreement(checkpoints: dict[ModelKey, Path], plan: HealingPlan, dat
 
 def held_out_acceptance(target_dir: Path, drafts: dict[ModelKey, Path], plan: HealingPlan, data: Path, k: int,
                         max_new_tokens: int, device: str = "CPU", properties: dict[str, Any] | None = None,
-                        progress: bool = True) -> dict[str, float | None]:
+                        progress: bool = True, prompts: int | None = None) -> dict[str, float | None]:
     """Speculative acceptance of each OpenVINO draft with the target at `k`, greedy, on the held-out prompts: accepted
     over drafted tokens, summed over the prompts (OpenVINO GenAI's own counts).
 
     The benchmark steps measure acceptance on a handful of prompts; these are the same prompts the held-out agreement
-    uses, more of them, never trained on. Greedy acceptance does not depend on timing, so it is measured once per
-    draft and stored beside the data (keyed like the agreement)."""
+    uses (at most `prompts` of them, `DISTILL.acceptance_prompts` by default), never trained on. Greedy acceptance
+    does not depend on timing, so it is measured once per draft and stored beside the data (keyed like the agreement)."""
     from .benchmark import measure, pooled_acceptance
     from .generation import generation_config, load_pipeline
 
-    held, held_ids = _held_out(plan, data)
+    held, held_ids = _held_out(plan, data, DISTILL.acceptance_prompts if prompts is None else prompts)
     if not held:
         return {}
     context = (f"acceptance|{Path(target_dir).resolve()}|{_weights_stamp(Path(target_dir))}|{held_ids}|k={k}|"

@@ -35,7 +35,7 @@ from .presets import INT4_ASYM_G128, INT8_ASYM, Preset, WeightFormat
 from .prompts import Prompt
 from .pruned_drafts import HealingPlan, ModelKey
 from .reference import HEALING_RECORD, TIME_SPLIT_COLUMNS, WORK_COLUMNS, describe_heal, export_agreement_table, healing_table
-from .settings import BENCH, REPO_ROOT, SUITE
+from .settings import BENCH, DISTILL, REPO_ROOT, SUITE
 
 REFERENCE = "target int4 alone"
 REFERENCE_MODEL = ModelKey("target", "int4")
@@ -366,7 +366,7 @@ def write_healing_record(settings: SuiteSettings, drafts: list[Any], exports: li
     write_json(path, {"plan": plan, "drafts": rows,
                       "unpruned held-out agreement": made.get("unpruned held-out agreement"),
                       "held-out share": made.get("held-out share"), "answers": made.get("answers"),
-                      "export held-out agreement": exports})
+                      "acceptance prompts": DISTILL.acceptance_prompts, "export held-out agreement": exports})
     return path
 
 
@@ -404,9 +404,13 @@ def exports_section(record: dict[str, Any]) -> str:
     rows = export_agreement_table(record)
     if not rows:
         return ""
+    held = (record.get("answers") or {}).get("held out")
+    limit = record.get("acceptance prompts")
+    which = (f"the {limit} of them whose ids hash lowest" if isinstance(limit, int) and isinstance(held, int)
+             and held > limit else "all the prompts")
     return ("\n\nThe same held-out prompts through each OpenVINO draft export: top-1 agreement (teacher forcing, one "
             "forward pass per answer) beside the checkpoint it was exported from, and speculative acceptance with the "
-            "int4 target (greedy; OpenVINO GenAI's accepted / drafted tokens over all the prompts):\n\n"
+            f"int4 target (greedy; OpenVINO GenAI's accepted / drafted tokens over {which}):\n\n"
             + markdown_table(rows))
 
 
