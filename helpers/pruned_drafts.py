@@ -385,11 +385,16 @@ def recipe_digest(heal: HealConfig) -> str:
     return hashlib.sha256(json.dumps(asdict(heal), sort_keys=True).encode()).hexdigest()[:8]
 
 
-def export_folder(folder: Path, key: ModelKey, plan: HealingPlan) -> Path:
-    """Where a variant's OpenVINO export goes. A healed variant's folder carries its recipe's digest, as its checkpoint
-    does: another recipe then exports beside it instead of over it."""
-    healed = key.healed and plan.heal is not None
-    return folder / "openvino" / (f"{key.folder_name}-{recipe_digest(plan.heal)}" if healed else key.folder_name)
+def export_folder(folder: Path, key: ModelKey, plan: HealingPlan, data: Path) -> Path:
+    """Where a variant's OpenVINO export goes. A healed variant's folder carries its recipe's digest and its answers'
+    (as its checkpoint does), a trimmed head its answers' (they pick its tokens): another recipe or plan then exports
+    beside it instead of over it, and switching between plans re-exports nothing."""
+    name = key.folder_name
+    if key.healed and plan.heal is not None:
+        name += f"-{recipe_digest(plan.heal)}"
+    if (key.healed and plan.heal is not None) or key.head_tokens:
+        name += f"-{file_digest(data)[:8]}"
+    return folder / "openvino" / name
 
 
 def make_pruned_draft(preset: Preset, depth: int, plan: HealingPlan, data: Path, distances: AngularDistances,
@@ -430,7 +435,7 @@ def make_pruned_draft(preset: Preset, depth: int, plan: HealingPlan, data: Path,
     keys = plan.variants(depth, formats[0].tag)
     keys += [replace(key, weights=w.tag) for key in keys if key.healed and not key.head_tokens for w in formats[1:]]
     by_tag = {w.tag: w for w in formats}
-    openvino = {key: export_variant(key, checkpoints[key.hf_variant], by_tag[key.weights], export_folder(folder, key, plan),
+    openvino = {key: export_variant(key, checkpoints[key.hf_variant], by_tag[key.weights], export_folder(folder, key, plan, data),
                                     head_token_ids(preset, key.head_tokens, data, workdir) if key.head_tokens else ())
                 for key in keys}
     return PrunedDraft(depth=depth, block=block, layers_left=distances.num_layers - depth, checkpoints=checkpoints,
@@ -448,7 +453,7 @@ def unpruned_variants(preset: Preset, plan: HealingPlan, data: Path, weights: We
 
     folder = work_folder(preset, workdir)
     source = Path(hf_source(preset.draft, workdir))
-    return {key: export_variant(key, source, weights, export_folder(folder, key, plan),
+    return {key: export_variant(key, source, weights, export_folder(folder, key, plan, data),
                                 head_token_ids(preset, key.head_tokens, data, workdir))
             for key in plan.variants(0, weights.tag)}
 

@@ -258,16 +258,24 @@ def test_the_healing_record_keeps_other_depths_of_the_same_recipe(tmp_path):
     assert [row["depth"] for row in other["drafts"]] == [8] and len(other["export held-out agreement"]) == 1
 
 
-def test_each_healing_recipe_exports_to_its_own_folder(tmp_path):
+def test_each_healing_recipe_and_plan_exports_to_its_own_folder(tmp_path):
     from helpers.distill import HealConfig
     from helpers.pruned_drafts import HealingPlan, ModelKey, export_folder
 
+    answers, more_answers = tmp_path / "answers-360.jsonl", tmp_path / "answers-720.jsonl"
+    answers.write_text('{"id": "a"}\n')
+    more_answers.write_text('{"id": "a"}\n{"id": "b"}\n')
     short, long = (HealingPlan(depths=(4,), heal=HealConfig(steps=steps)) for steps in (24, 72))
     healed = ModelKey("draft", "int4", 4, healed=True, head_tokens=32768)
-    assert export_folder(tmp_path, healed, short) != export_folder(tmp_path, healed, long)
-    assert export_folder(tmp_path, healed, short).name.startswith("pruned4-healed-head32k-int4-")
-    plain = ModelKey("draft", "int4", 4)  # not trained: the same export whatever the recipe
-    assert export_folder(tmp_path, plain, short) == export_folder(tmp_path, plain, long) == tmp_path / "openvino" / "pruned4-int4"
+    assert export_folder(tmp_path, healed, short, answers) != export_folder(tmp_path, healed, long, answers)
+    assert export_folder(tmp_path, healed, short, answers) != export_folder(tmp_path, healed, short, more_answers)
+    assert export_folder(tmp_path, healed, short, answers).name.startswith("pruned4-healed-head32k-int4-")
+    trimmed = ModelKey("draft", "int4", head_tokens=32768)  # the unpruned draft's head: its tokens come from the answers
+    assert export_folder(tmp_path, trimmed, short, answers) != export_folder(tmp_path, trimmed, short, more_answers)
+    assert export_folder(tmp_path, trimmed, short, answers) == export_folder(tmp_path, trimmed, long, answers)
+    plain = ModelKey("draft", "int4", 4)  # not trained: the same export whatever the recipe or the answers
+    assert (export_folder(tmp_path, plain, short, answers) == export_folder(tmp_path, plain, long, more_answers)
+            == tmp_path / "openvino" / "pruned4-int4")
 
 
 def test_held_out_agreement_is_measured_once_per_checkpoint(tmp_path, monkeypatch):
