@@ -211,7 +211,8 @@ HEAL_RECIPES: dict[str, HealConfig] = {
     # passes over the ~194 answers it was tuned on (3.6 over the 108 of `--distill-prompts 120`, which overfits: held-out
     # acceptance 0.710 -> 0.701); ~50 s a step on a 2-core EPYC, ~18 s on an AMX Xeon. Plain cross-entropy at lr 2e-4
     # spiked and lowered agreement; one pass (24 steps) gave held-out acceptance 0.671 against 0.701 for two.
-    # With 324 answers (`--distill-prompts 360 --heal-steps 80`) healing gained 0.046 agreement (see the README).
+    # With 324 answers (`--distill-prompts 360 --heal-steps 80`) healing gained 0.046 agreement, with 648 (720, one
+    # pass in 80 steps) 0.057, ending 0.0195 below the unpruned draft: 47 min, 13.6 GiB on the Xeon (see the README).
     "cpu-suite": HealConfig(steps=48, learning_rate=1e-4, max_length=512, warmup_steps=3, topk=32, ce_weight=0.1,
                             neighbour_layers=2, max_grad_norm=0.5, save_steps=8),
     # the same soft recipe for the tiny pair: its 3 layers take a higher rate; a fifth of the records held out so that
