@@ -19,7 +19,7 @@ from typing import Any
 
 from .errors import ConfigError, ModelFolderError
 from .fsutil import atomic_directory, check_writable, raise_if_disk_full, read_json, remove_stale_partials, write_json
-from .hf import check_hf_model_dir, hub_unreachable, is_closed_client_error, is_hub_id, network_errors
+from .hf import HF_TOKENIZER_FILES, check_hf_model_dir, hub_unreachable, is_closed_client_error, is_hub_id, network_errors
 from .paths import PathLike, models_dir
 from .presets import PYPI_GGUF_SOURCE_PREFIX, TINY_SOURCE_PREFIX, ModelSpec, Preset, WeightFormat
 
@@ -88,7 +88,6 @@ def hf_weights_size(folder: Path) -> int:
     return sum(f.stat().st_size for f in Path(folder).iterdir() if f.suffix in HF_WEIGHT_SUFFIXES)
 
 
-HF_TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json")  # a Hugging Face folder has one of them
 
 
 def missing_files(path: Path, require_tokenizer: bool = True) -> list[str]:
@@ -166,6 +165,34 @@ def reconvert_hint(path: Path) -> str:
     if read_manifest(path) is not None:
         return "Convert it again: `python -m helpers convert` (with the same --preset or --source) re-makes it."
     return "Delete it and convert or download the model again."
+
+
+def last_line(exc: BaseException, limit: int = 200) -> str:
+    """The last non-empty line of an error (OpenVINO puts its reason there, under a stack of source locations)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    text = lines[-1] if lines else type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@contextlib.contextmanager
+def load_errors(*folders: Path) -> Iterator[None]:
+    """Turn OpenVINO's failure to read a model folder (a torn XML, a short .bin) into one `ModelFolderError` naming
+    the folder(s) and the fix. Every place that reads or compiles an IR goes through this (or `read_ir`)."""
+    try:
+        yield
+    except RuntimeError as exc:
+        names = " or ".join(str(f) for f in folders)
+        raise ModelFolderError(f"OpenVINO GenAI could not load {names} ({last_line(exc)}). If it is damaged: "
+                               f"{reconvert_hint(folders[-1])}") from exc
+
+
+def read_ir(xml: str | Path, core: Any = None) -> Any:
+    """``ov.Core().read_model(xml)``, with a damaged file reported as one `ModelFolderError` naming its folder."""
+    import openvino as ov
+
+    xml = Path(xml).expanduser()
+    with load_errors(xml.parent):
+        return (core or ov.Core()).read_model(xml)
 
 
 def read_manifest(path: Path) -> dict[str, Any] | None:
@@ -465,9 +492,8 @@ def prepare_preset(preset: Preset, method: str = "auto", include_pruned: bool = 
 
 def weight_precisions(model_dir: str | Path) -> dict[str, int]:
     """Count the model's weight parameters by element type (i4, u8, f32 ...): proof of what NNCF compressed."""
-    import openvino as ov
 
-    model = ov.Core().read_model(Path(model_dir) / MODEL_FILES[0])
+    model = read_ir(Path(model_dir) / MODEL_FILES[0])
     counts: dict[str, int] = {}
     for op in model.get_ops():
         if op.get_type_name() != "Constant":

@@ -9,8 +9,9 @@ from .errors import DeviceError, NotEnoughMemoryError
 from .presets import Preset, smaller_presets
 from .settings import env_device
 
-# OpenVINO also accepts these virtual devices, which pick or combine the physical ones.
-VIRTUAL_DEVICES = ("AUTO",)
+# OpenVINO also accepts these virtual devices, which pick or combine the physical ones: AUTO alone, or any of them
+# followed by a comma-separated list of physical devices (``AUTO:GPU,CPU``, ``HETERO:GPU,CPU``).
+VIRTUAL_DEVICES = ("AUTO", "HETERO", "MULTI")
 
 
 def available_devices() -> dict[str, str]:
@@ -21,15 +22,62 @@ def available_devices() -> dict[str, str]:
     return {name: str(core.get_property(name, "FULL_DEVICE_NAME")) for name in core.available_devices}
 
 
-def check_device(device: str) -> str:
-    """Return `device` (upper-cased) if OpenVINO can use it here, else raise `DeviceError` listing the valid ones."""
+def _device_ids(base: str) -> list[str]:
+    """The ids OpenVINO takes after ``base.`` (``['0', '1']`` for two GPUs; ``['']`` for the CPU, which takes none)."""
+    import openvino as ov
+
+    try:
+        return [str(i) for i in ov.Core().get_property(base, "AVAILABLE_DEVICES")]
+    except RuntimeError:
+        return []
+
+
+def _device_problem(name: str, devices: dict[str, str], physical: bool) -> str | None:
+    """Why OpenVINO (and OpenVINO GenAI) would refuse the device `name` (upper case) here, or None."""
+    if ":" in name:
+        virtual, listed = name.split(":", 1)
+        if virtual not in VIRTUAL_DEVICES:
+            return f"is not a device name: only {', '.join(VIRTUAL_DEVICES)} take a list of devices after a colon"
+        if physical:
+            return "is a virtual device, and this command measures one physical device"
+        parts = [part.strip() for part in listed.split(",")]
+        if not all(parts):
+            return f"lists no device after {virtual}: or an empty one between commas"
+        for part in parts:
+            problem = _device_problem(part, devices, physical=True)
+            if problem:
+                return f"lists {part}, which {problem}"
+        return None
+    if name in VIRTUAL_DEVICES:
+        if physical:
+            return "is a virtual device, and this command measures one physical device"
+        return None if name == "AUTO" else f"needs the devices to use after a colon, e.g. {name}:GPU,CPU"
+    if name in devices:
+        return None
+    base, dot, device_id = name.partition(".")
+    if base in {d.split(".")[0] for d in devices}:
+        if not dot:  # GPU when there are GPU.0 and GPU.1: the first one
+            return None
+        if device_id and device_id in _device_ids(base):
+            return None
+        return f"has a device number {base} does not take here"
+    return "is not available on this machine"
+
+
+def check_device(device: str, physical: bool = False) -> str:
+    """Return `device` (upper-cased) if OpenVINO can use it here, else raise `DeviceError` listing the valid ones.
+
+    Accepted: a device OpenVINO lists here (``CPU``, ``GPU``, ``GPU.1``, ``NPU``), and unless `physical`, ``AUTO`` or
+    ``AUTO:``/``HETERO:``/``MULTI:`` followed by a comma-separated list of those. ``CPU.0`` is refused: the CPU
+    plugin takes no device number, and the pipeline would fail later with a message blaming the model."""
     name = device.strip().upper()
     devices = available_devices()
-    base = name.split(".")[0].split(":")[0]
-    if name in devices or base in VIRTUAL_DEVICES or base in {d.split(".")[0] for d in devices}:
+    problem = _device_problem(name, devices, physical)
+    if problem is None:
         return name
     listing = ", ".join(f"{k} ({v})" for k, v in devices.items())
-    raise DeviceError(f"Device {device!r} is not available on this machine. Available: {listing}. Pass one of those names.")
+    virtual = "" if physical else f"; or AUTO, or {':/'.join(VIRTUAL_DEVICES)}: with a comma-separated list of those"
+    raise DeviceError(f"Device {device!r} {problem}. Available: {listing}{virtual}. Pass one of those names.")
 
 
 def default_device() -> str:

@@ -24,9 +24,18 @@ from .errors import (
     PromptFileError,
     TokenizerMismatchError,
 )
-from .fsutil import append_jsonl, atomic_directory, file_digest, read_json, read_jsonl, remove_stale_partials, write_json
+from .fsutil import (
+    append_jsonl,
+    atomic_directory,
+    file_digest,
+    not_a_readable_file,
+    read_json,
+    read_jsonl,
+    remove_stale_partials,
+    write_json,
+)
 from .heal_selection import agreement_callback, agreements_logged, restore_selected, select_step
-from .hf import check_hf_model_dir, threads_for
+from .hf import check_hf_model_dir, check_hf_tokenizer_dir, threads_for
 from .prompts import Prompt
 from .settings import HealConfig
 
@@ -85,8 +94,9 @@ def read_distillation_data(path: str | Path, repair_torn_tail: bool = False) -> 
     interrupted run. Readers never change the file, which may be the user's own.
     """
     path = Path(path).expanduser()
-    if not path.is_file():
-        raise PromptFileError(f"Distillation data {path} does not exist. Make it with generate_distillation_data "
+    problem = not_a_readable_file(path)
+    if problem:
+        raise PromptFileError(f"Distillation data {path} {problem}. Make it with generate_distillation_data "
                               "(`python -m helpers distill-data`).")
     try:
         records = read_jsonl(path, drop_torn_tail=repair_torn_tail)
@@ -356,14 +366,19 @@ def heal(
     data_path = Path(data_path).expanduser().resolve()
     checkpoints = dest.with_name(dest.name + "-checkpoints")
     check_hf_model_dir(draft_dir)
+    if teacher_dir is not None:  # checked here: transformers takes a missing folder for a hub id
+        check_hf_model_dir(teacher_dir)
+    if target_dir is not None:
+        check_hf_tokenizer_dir(target_dir)
     if config.kl_weight > 0 and teacher_dir is None:
-        raise ConfigError("kl_weight > 0 needs the teacher's Hugging Face checkpoint: pass teacher_dir (--teacher).")
+        raise ConfigError("kl_weight > 0 (--kl-weight) needs the teacher's Hugging Face checkpoint: pass teacher_dir "
+                          "(--teacher).")
     if config.topk and topk_path is None:
-        raise ConfigError("topk > 0 needs the target's recorded top-k: record it with soft_distill.record_target_topk "
-                          "and pass topk_path (--topk-file).")
+        raise ConfigError("topk > 0 needs the target's recorded top-k: record it with "
+                          "soft_distill.record_target_topk and pass topk_path (--topk-file).")
     if config.neighbour_layers and cut is None:
-        raise ConfigError("neighbour_layers > 0 needs the cut: pass the index of the first layer after the removed "
-                          "block (--cut), or set neighbour_layers to 0 to train every layer.")
+        raise ConfigError("neighbour_layers > 0 (--neighbour-layers) needs the cut: pass the index of the first layer "
+                          "after the removed block (--cut), or set neighbour_layers to 0 to train every layer.")
     records, held = split_held_out(read_distillation_data(data_path), config.held_out)
     _check_tokenizers(draft_dir, data_path, target_dir, teacher_dir)
     key = {"draft": str(draft_dir), "data": file_digest(data_path), "teacher": str(teacher_dir) if teacher_dir else None,

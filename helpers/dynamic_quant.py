@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .benchmark import quartiles
+from .conversion import read_ir
 from .errors import ConfigError, DeviceError, ModelFolderError
 
 PROPERTY = "DYNAMIC_QUANTIZATION_GROUP_SIZE"
@@ -255,7 +256,7 @@ def runtime_graph_check(model_dirs: Mapping[str, str | Path], device: str, group
     core = ov.Core()
     rows = []
     for label, model_dir in model_dirs.items():
-        model = core.read_model(_model_xml(model_dir))
+        model = read_ir(_model_xml(model_dir), core)
         for group_size in settings_for(group_sizes):
             compiled = compile_ir(model, device, dq_properties(group_size))
             device_value = _compiled_group_size(compiled)
@@ -419,7 +420,7 @@ def fingerprint(
     results: list[Fingerprint] = []
     with tqdm(total=len(model_dirs) * len(settings), desc="DQ fingerprint", leave=False) as bar:
         for label, model_dir in model_dirs.items():
-            model = core.read_model(_model_xml(model_dir))
+            model = read_ir(_model_xml(model_dir), core)
             weights = weights_summary(model_dir)
             runs: dict[int | None, tuple[dict[str, Any], bool, int | None]] = {}
             for group_size in [OFF, *[s for s in settings if s != OFF]]:  # the reference first
@@ -658,7 +659,6 @@ def accuracy(
     from DQ off's; "-" when all `max_new_tokens` agree).
     """
     import numpy as np
-    import openvino as ov
     from tqdm.auto import tqdm
 
     from .generation import chat_prompt, generation_config, load_pipeline
@@ -667,7 +667,7 @@ def accuracy(
     texts = list(prompts) if prompts is not None else [p.text for p in builtin_prompts()[:3]]
     if not texts:
         raise ConfigError("accuracy() needs at least one prompt.")
-    model = ov.Core().read_model(_model_xml(model_dir))
+    model = read_ir(_model_xml(model_dir))
     config = generation_config(max_new_tokens, ignore_eos=True)
     settings = [OFF, *[s for s in settings_for(group_sizes) if s != OFF]]
     logits: dict[int | None, list[Any]] = {}

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .conversion import read_ir
 from .errors import ConfigError, ModelFolderError
 from .fsutil import atomic_directory, write_json
 
@@ -160,7 +161,7 @@ def export_trimmed_draft(hf_dir: str | Path, token_ids: Sequence[int], dest: str
 
             xml = tmp / "openvino_model.xml"
             core = ov.Core()
-            compressed = nncf.compress_weights(core.read_model(xml), **nncf_arguments(weights))
+            compressed = nncf.compress_weights(read_ir(xml, core), **nncf_arguments(weights))
             ov.save_model(compressed, tmp / "compressed.xml")
             del compressed
             for suffix in (".xml", ".bin"):
@@ -190,13 +191,12 @@ def nncf_arguments(weights: WeightFormat) -> dict[str, Any]:
 
 def output_producer(model_xml: str | Path) -> list[str]:
     """Op types from the first output backwards (up to 4), e.g. ``["ScatterUpdate", "MatMul", ...]``."""
-    import openvino as ov
 
     path = Path(model_xml)
     path = path / "openvino_model.xml" if path.is_dir() else path
     if not path.is_file():
         raise ModelFolderError(f"{path} does not exist; pass an OpenVINO model folder or its openvino_model.xml.")
-    node = ov.Core().read_model(path).output(0).get_node().input_value(0).get_node()
+    node = read_ir(path).output(0).get_node().input_value(0).get_node()
     chain = []
     for _ in range(4):
         chain.append(node.get_type_name())
@@ -237,7 +237,7 @@ def add_sampled_tokens_gather(model_dir: str | Path) -> None:
     xml = model_dir / "openvino_model.xml"
     if not xml.is_file():
         raise ModelFolderError(f"{xml} does not exist; pass the folder written by export_trimmed_draft.")
-    model = ov.Core().read_model(xml)
+    model = read_ir(xml)
     if any("sampled_tokens_indices" in port.get_names() for port in model.inputs):
         return  # already edited
     result = model.output(0).get_node()

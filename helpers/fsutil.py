@@ -28,6 +28,12 @@ def atomic_directory(final: Path, replace: bool = False) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}{PARTIAL_MARKER}", dir=final.parent))
     try:
         yield tmp
+    except OSError as exc:
+        located = with_path(exc, final)
+        shutil.rmtree(tmp, ignore_errors=True)
+        if located is exc:
+            raise
+        raise located from exc
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -41,6 +47,49 @@ def atomic_directory(final: Path, replace: bool = False) -> Iterator[Path]:
         shutil.rmtree(old, ignore_errors=True)
     else:
         tmp.rename(final)
+
+
+def with_path(exc: OSError, path: str | Path) -> OSError:
+    """`exc` with `path` as its file name when it has an error number but names no file: a ``write()`` that fills the
+    disk raises ENOSPC without a path, and the message could then not say which option chose the place."""
+    if exc.errno is None or exc.filename is not None:
+        return exc
+    return type(exc)(exc.errno, exc.strerror or os.strerror(exc.errno), str(path))
+
+
+class _CopyFailed(Exception):
+    """Carries the first failed file copy out of `shutil.copytree`, which would otherwise swallow it."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def copy_tree(source: Path, dest: Path) -> None:
+    """`shutil.copytree` (into `dest`, which may exist) that stops at the first file it cannot copy and raises that
+    file's OSError with its error number and path. shutil.copytree copies on after a failure and then raises one
+    `shutil.Error` listing every failure as text (on a full disk, a line of tuples with no error number)."""
+
+    def copy(src: str, dst: str) -> object:
+        try:
+            return shutil.copy2(src, dst)
+        except OSError as exc:
+            raise _CopyFailed(with_path(exc, dst)) from exc
+
+    try:
+        shutil.copytree(source, dest, copy_function=copy, dirs_exist_ok=True)
+    except _CopyFailed as failed:
+        raise failed.error from failed.__cause__
+
+
+def describe_copy_error(exc: shutil.Error) -> str:
+    """One line for a `shutil.Error` (its argument is a list of (source, destination, reason) tuples)."""
+    failures = exc.args[0] if exc.args and isinstance(exc.args[0], list) else []
+    if not failures or not isinstance(failures[0], tuple) or len(failures[0]) != 3:
+        return str(exc)[:300]
+    source, dest, why = failures[0]
+    more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
+    return f"could not copy {source} to {dest}: {why}{more}"
 
 
 def check_writable(folder: Path) -> None:
@@ -92,6 +141,12 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        located = with_path(exc, path)
+        if located is exc:
+            raise
+        raise located from exc
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -115,11 +170,17 @@ def append_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
     """Append whole lines and flush them to disk, so a crash leaves at most one torn last line."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as handle:
-        for record in records:
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
+    try:
+        with path.open("a", encoding="utf-8") as handle:
+            for record in records:
+                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as exc:
+        located = with_path(exc, path)
+        if located is exc:
+            raise
+        raise located from exc
 
 
 def read_jsonl(path: Path, drop_torn_tail: bool = True) -> list[dict[str, Any]]:
@@ -152,9 +213,36 @@ def read_jsonl(path: Path, drop_torn_tail: bool = True) -> list[dict[str, Any]]:
                 raise ValueError(f"{path}, line {number}: not UTF-8 text (a binary file, or saved in another encoding "
                                  "such as UTF-16): save it as UTF-8 JSONL.") from exc
             raise ValueError(f"{path}, line {number}: not a JSON object ({exc}).") from exc
+        if b"\\u" in line and not is_text(json.dumps(record, ensure_ascii=False)):
+            raise ValueError(f"{path}, line {number}: holds a lone surrogate escape (\\ud800-\\udfff without its "
+                             "pair), which is not Unicode text: fix or remove that escape.")
         records.append(record)
         good_bytes += len(line) + (0 if is_last else 1)
     return records
+
+
+def not_a_readable_file(path: Path) -> str | None:
+    """Why `path` cannot be read as an input file, as the end of a sentence ("does not exist", "is a folder", "is not a
+    regular file ..."), or None. /dev/null or a pipe exists but is no file of records."""
+    path = Path(path)
+    if path.is_dir():
+        return "is a folder"
+    if path.is_file():
+        return None
+    if path.exists():
+        return "is not a regular file (a device or a pipe)"
+    return "does not exist"
+
+
+def is_text(text: str) -> bool:
+    """True if `text` is valid Unicode that can be written as UTF-8. A lone surrogate (from a JSON escape such as
+    ``\\ud800``, or a non-UTF-8 byte on the command line, which Python keeps as ``\\udcff``) is not: tokenizers and
+    OpenVINO fail on it deep inside with a traceback."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def file_digest(path: Path) -> str:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .conversion import check_ov_model_dir, reconvert_hint
+from .conversion import check_ov_model_dir, load_errors
+from .conversion import last_line as last_line  # re-exported: it lived here
 from .devices import check_device
-from .errors import ConfigError, ModelFolderError, TokenizerMismatchError
+from .errors import ConfigError, TokenizerMismatchError
 
 # Text that exercises code, digits, unicode and the chat/think markup: two tokenizers that agree on it agree in practice.
 TOKENIZER_PROBE = (
@@ -90,33 +90,15 @@ def load_pipeline(
     device = check_device(device)
     if draft_dir is not None:
         draft_dir = check_ov_model_dir(draft_dir)
-        with _load_errors(draft_dir):
+        with load_errors(draft_dir):
             check_same_tokenizer(target_dir, draft_dir)
             draft = og.draft_model(str(draft_dir), check_device(draft_device or device), **properties)
-        with _load_errors(target_dir, draft_dir):
+        with load_errors(target_dir, draft_dir):
             return og.LLMPipeline(str(target_dir), device, draft_model=draft, **properties)
-    with _load_errors(target_dir):
+    with load_errors(target_dir):
         if prompt_lookup:
             return og.LLMPipeline(str(target_dir), device, prompt_lookup=True, **properties)
         return og.LLMPipeline(str(target_dir), device, **properties)
-
-
-def last_line(exc: BaseException, limit: int = 200) -> str:
-    """The last non-empty line of an error (OpenVINO puts its reason there, under a stack of source locations)."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    text = lines[-1] if lines else type(exc).__name__
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-@contextmanager
-def _load_errors(*folders: Path) -> Iterator[None]:
-    """Turn OpenVINO's failure to read a model folder into one `ModelFolderError` naming the folder(s) and the fix."""
-    try:
-        yield
-    except RuntimeError as exc:
-        names = " or ".join(str(f) for f in folders)
-        raise ModelFolderError(f"OpenVINO GenAI could not load {names} ({last_line(exc)}). If it is damaged: "
-                               f"{reconvert_hint(folders[-1])}") from exc
 
 
 def context_length(model_dir: str | Path) -> int | None:
@@ -228,12 +210,15 @@ def generation_config(
     if max_new_tokens < 1:
         raise ConfigError(f"max_new_tokens must be at least 1, got {max_new_tokens}.")
     if num_assistant_tokens is not None and assistant_confidence_threshold is not None:
-        raise ConfigError("Set num_assistant_tokens or assistant_confidence_threshold, not both (OpenVINO GenAI uses one).")
+        raise ConfigError("Set num_assistant_tokens (-k) or assistant_confidence_threshold (--confidence-threshold), "
+                          "not both (OpenVINO GenAI uses one).")
     if num_assistant_tokens is not None and not 1 <= num_assistant_tokens <= MAX_ASSISTANT_TOKENS:
-        raise ConfigError(f"num_assistant_tokens must be between 1 and {MAX_ASSISTANT_TOKENS}, got {num_assistant_tokens}.")
+        raise ConfigError(f"num_assistant_tokens (-k) must be between 1 and {MAX_ASSISTANT_TOKENS}, got "
+                          f"{num_assistant_tokens}.")
     if assistant_confidence_threshold is not None and not 0.0 < assistant_confidence_threshold < 1.0:
         raise ConfigError(
-            f"assistant_confidence_threshold must be between 0 and 1 (exclusive), got {assistant_confidence_threshold}."
+            f"assistant_confidence_threshold (--confidence-threshold) must be between 0 and 1 (exclusive), got "
+            f"{assistant_confidence_threshold}."
         )
     config = og.GenerationConfig()
     config.max_new_tokens = max_new_tokens

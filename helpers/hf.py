@@ -75,12 +75,15 @@ def check_hf_model_dir(path: str | Path) -> Path:
     ``model_type``, and every weight file is non-empty (a .safetensors header must parse).
     """
     path = Path(path).expanduser()
+    if not path.is_dir():
+        raise ModelFolderError(f"{path} is not a Hugging Face model folder ({_missing(path)}). {HF_FOLDER_HOW}")
     if (path / "openvino_model.xml").is_file():
         raise ModelFolderError(f"{path} is an OpenVINO model already. This step needs the Hugging Face checkpoint it was "
                                "exported from (the folder with config.json and *.safetensors).")
     weights = sorted([*path.glob("*.safetensors"), *path.glob("*.bin")])
     if not (path / "config.json").is_file() or not weights:
-        raise ModelFolderError(f"{path} is not a Hugging Face model folder (it needs config.json and *.safetensors).")
+        raise ModelFolderError(f"{path} is not a Hugging Face model folder (it needs config.json and *.safetensors). "
+                               f"{HF_FOLDER_HOW}")
     remake = "Copy or export the checkpoint again."
     try:
         config = json.loads((path / "config.json").read_text(encoding="utf-8"))
@@ -92,6 +95,25 @@ def check_hf_model_dir(path: str | Path) -> Path:
         problem = _weight_file_problem(weight_file)
         if problem:
             raise ModelFolderError(f"{weight_file} is damaged ({problem}). {remake}")
+    return path
+
+
+HF_FOLDER_HOW = ("Pass a folder saved by transformers' save_pretrained (what `python -m helpers prune` and `heal` "
+                 "write), or download one: `huggingface-cli download Qwen/Qwen3-0.6B --local-dir DIR`.")
+HF_TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json")  # a Hugging Face folder has one of them
+
+
+def _missing(path: Path) -> str:
+    return "it is a file" if path.exists() else "it does not exist"
+
+
+def check_hf_tokenizer_dir(path: str | Path) -> Path:
+    """Return `path` if it holds a Hugging Face tokenizer (a checkpoint, or an OpenVINO export, which keeps one), else
+    raise `ModelFolderError`: transformers would otherwise take a missing folder for a hub id and fail with a traceback."""
+    path = Path(path).expanduser()
+    if not path.is_dir() or not any((path / name).is_file() for name in HF_TOKENIZER_FILES):
+        why = _missing(path) if not path.is_dir() else f"it has no tokenizer: none of {', '.join(HF_TOKENIZER_FILES)}"
+        raise ModelFolderError(f"{path} is not a Hugging Face model folder ({why}). {HF_FOLDER_HOW}")
     return path
 
 

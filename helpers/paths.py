@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .settings import REPO_ROOT, env_downloads, env_workdir
 
-__all__ = ["REPO_ROOT", "downloads_dir", "models_dir", "outputs_dir", "resolve_workdir"]
+__all__ = ["REPO_ROOT", "default_output", "downloads_dir", "models_dir", "outputs_dir", "pruned_dir", "resolve_workdir"]
 
 PathLike = str | os.PathLike[str]
 
@@ -22,6 +22,18 @@ def resolve_workdir(workdir: PathLike | None = None) -> Path:
     root = Path(workdir).expanduser().resolve() if workdir is not None else env_workdir()
     root.mkdir(parents=True, exist_ok=True)
     return root
+
+
+def default_output(workdir: PathLike | None, *parts: str) -> Path:
+    """Where a command writes when its output option is left out: `parts` below the work folder (nothing is created
+    here, so a command refused before its work leaves no folder behind)."""
+    root = Path(workdir).expanduser().resolve() if workdir is not None else env_workdir()
+    return root.joinpath(*parts)
+
+
+def pruned_dir(workdir: PathLike | None = None) -> Path:
+    """Hugging Face folders of pruned and healed drafts (``<workdir>/pruned``, as notebook 05 keeps them); not created."""
+    return default_output(workdir, "pruned")
 
 
 def models_dir(workdir: PathLike | None = None) -> Path:

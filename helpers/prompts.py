@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, HubUnreachableError, MissingPackageError, PromptFileError
-from .fsutil import read_jsonl
+from .fsutil import not_a_readable_file, read_jsonl
 from .hf import is_closed_client_error, network_errors
 
 
@@ -41,8 +41,9 @@ def load_prompts(path: str | Path) -> list[Prompt]:
     path = Path(path).expanduser()
     if path.is_dir():
         raise PromptFileError(f"{path} is a folder; prompts come from a JSONL file with one {{\"text\": ...}} per line.")
-    if not path.is_file():
-        raise PromptFileError(f"Prompts file {path} does not exist. Give a JSONL file with one {{\"text\": ...}} per line.")
+    problem = not_a_readable_file(path)
+    if problem:
+        raise PromptFileError(f"Prompts file {path} {problem}. Give a JSONL file with one {{\"text\": ...}} per line.")
     try:
         records = read_jsonl(path, drop_torn_tail=False)
     except ValueError as exc:

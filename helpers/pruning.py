@@ -299,11 +299,11 @@ def prune_model(
     if existing and not overwrite and existing.get("source") == source_id and existing.get("removed") == block.layers:
         return PruneResult(path=dest, action="reused", **{k: existing[k] for k in (
             "source", "method", "removed", "kept", "params_before", "params_after", "distance", "sample")})
-    if dest.exists() and not overwrite:
-        raise ModelFolderError(f"{dest} already exists and holds another model. Delete it or pass overwrite=True (--overwrite).")
     if dest.exists() and existing is None:  # only a folder stamped with our manifest is ever replaced
         raise ModelFolderError(f"{dest} already exists and was not written by these helpers (no {MANIFEST_NAME}), so it "
                                "is never replaced: choose another destination (--output), or delete it yourself.")
+    if dest.exists() and not overwrite:
+        raise ModelFolderError(f"{dest} already exists and holds another model. Delete it or pass overwrite=True (--overwrite).")
 
     model, tokenizer = load_causal_lm(source_id)
     num_layers = len(decoder_layers(model))

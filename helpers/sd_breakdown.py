@@ -389,18 +389,23 @@ def measure_breakdown(settings: BreakdownSettings, progress: bool = True) -> dic
     from .benchmark import machine_description
     from .devices import peak_rss_mb
     from .forward_cost import forward_cost
-    from .generation import chat_prompt, load_pipeline
+    from .generation import chat_prompt, check_prompt_fits, check_within_context, context_length, load_pipeline
     from .prompts import builtin_prompts
     from .sd_loop import StatefulLM, chat_token_ids, eos_token_ids
     from .speculative import EXACT_PROPERTIES
 
     args = settings
+    fix = "Lower max_new_tokens (--max-new-tokens)."
+    check_within_context(args.target, args.max_new_tokens, f"max_new_tokens {args.max_new_tokens}", fix)
     props = EXACT_PROPERTIES if args.exact else {}
     prompts = builtin_prompts()[: args.prompts]
     base = load_pipeline(args.target, args.device, **props)
+    texts = {p.id: chat_prompt(base, p.text) for p in prompts}
+    limit = context_length(args.target)
+    for p in prompts:  # as the benchmark does: past the context a run takes minutes and measures nothing sound
+        check_prompt_fits(base, texts[p.id], args.max_new_tokens, limit, f"Prompt {p.id!r}", fix)
     sd = load_pipeline(args.target, args.device, draft_dir=args.draft, **props)
     target, draft = StatefulLM(args.target, args.device, props), StatefulLM(args.draft, args.device, props)
-    texts = {p.id: chat_prompt(base, p.text) for p in prompts}
     ids = {p.id: chat_token_ids(args.target, p.text) for p in prompts}
     compared = compare(base, sd, target, draft, texts, ids, args.ks, args.max_new_tokens, eos_token_ids(args.target),
                        args.repeats, args.warmup, progress)

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .conversion import load_errors, read_ir
 from .errors import ConfigError, ModelFolderError
 
 MODEL_FILE = "openvino_model.xml"
@@ -49,7 +50,7 @@ class StatefulLM:
         path = Path(model_dir).expanduser() / MODEL_FILE
         if not path.is_file():
             raise ModelFolderError(f"{path} does not exist: pass a folder exported with optimum-intel (openvino_model.xml).")
-        model = ov.Core().read_model(path)
+        model = read_ir(path)
         names = {name for port in model.inputs for name in port.get_names()}
         missing = [name for name in STATEFUL_INPUTS if name not in names]
         if missing or not model.get_sinks():
@@ -59,7 +60,8 @@ class StatefulLM:
             )
         self.model_dir = Path(model_dir)
         self.properties = dict(properties or {})
-        self.compiled = ov.Core().compile_model(model, device, self.properties)
+        with load_errors(self.model_dir):
+            self.compiled = ov.Core().compile_model(model, device, self.properties)
         self.request = self.compiled.create_infer_request()
         self.seq_axis = 2  # KV states are [batch, kv_heads, sequence, head_size] (the slicing in trim() assumes it)
         self.past = 0

@@ -18,8 +18,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from .conversion import read_ir
 from .errors import ConfigError, ModelFolderError, PromptFileError
-from .fsutil import append_jsonl, read_json, read_jsonl, write_json
+from .fsutil import append_jsonl, not_a_readable_file, read_json, read_jsonl, write_json
 
 DEFAULT_TOP_K = 32
 LOGPROB_DECIMALS = 5  # JSON size: 5 decimals keep probabilities to ~1e-5 relative, plenty for a training target
@@ -55,7 +56,7 @@ def _compile_target(target_dir: Path, device: str, properties: dict[str, Any]) -
         raise ModelFolderError(f"{target_dir} has no openvino_model.xml; pass an OpenVINO model folder (as exported "
                                "by prepare_preset or export_model).")
     core = ov.Core()
-    model = core.read_model(xml)
+    model = read_ir(xml, core)
     names = [port.get_any_name() for port in model.inputs]
     if "input_ids" not in names:
         raise ModelFolderError(f"{xml} has no input_ids input; it is not a causal language model export.")
@@ -201,14 +202,19 @@ def recorded_settings(path: str | Path) -> dict[str, Any]:
     settings = read_json(path.with_name(path.name + ".settings.json")) if path.is_file() else None
     if not settings:
         raise PromptFileError(f"{path} is missing or has no settings file beside it. Record it with record_target_topk.")
+    if not all(isinstance(settings.get(key), int) and not isinstance(settings.get(key), bool)
+               for key in ("k", "max_length")):
+        raise PromptFileError(f"{path.name}.settings.json beside {path} names no k and max_length: it is not a top-k "
+                              "file written by record_target_topk. Record it again (or pass the right --topk-file).")
     return settings
 
 
 def read_target_topk(path: str | Path) -> dict[str, dict[str, Any]]:
     """Recorded top-k by record id (a torn last line from an interrupted run is dropped)."""
     path = Path(path).expanduser()
-    if not path.is_file():
-        raise PromptFileError(f"{path} does not exist. Record it with record_target_topk.")
+    problem = not_a_readable_file(path)
+    if problem:
+        raise PromptFileError(f"{path} {problem}. Record it with record_target_topk.")
     return {r["id"]: r for r in read_jsonl(path)}
 
 

@@ -35,7 +35,7 @@ def expected_tokens_per_step(acceptance_rate: float, k: int) -> float:
     if not 0.0 <= acceptance_rate <= 1.0:
         raise ConfigError(f"acceptance_rate must be within [0, 1], got {acceptance_rate}.")
     if k < 0:
-        raise ConfigError(f"k (num_assistant_tokens) must be >= 0, got {k}.")
+        raise ConfigError(f"k (num_assistant_tokens, -k) must be >= 0, got {k}.")
     if acceptance_rate == 1.0:
         return float(k + 1)
     return (1.0 - acceptance_rate ** (k + 1)) / (1.0 - acceptance_rate)
@@ -71,7 +71,8 @@ class SpeculativeSetup:
 def speculative_candidates(setup: SpeculativeSetup) -> list[Candidate]:
     """Baseline first, then one candidate per k and threshold (sharing one SD pipeline), then prompt lookup."""
     if setup.confidence_thresholds and setup.draft is None:
-        raise ConfigError("assistant_confidence_threshold needs a draft model; prompt lookup only supports a fixed k.")
+        raise ConfigError("assistant_confidence_threshold (--confidence-threshold) needs a draft model; prompt lookup "
+                          "only supports a fixed k.")
     props = setup.properties or {}
     base = load_pipeline(setup.target, setup.device, **props)
     candidates = [Candidate("target alone", base, generation_config(setup.max_new_tokens))]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import sysconfig
 from dataclasses import asdict, dataclass
 from importlib import resources
@@ -21,7 +20,7 @@ from typing import TYPE_CHECKING
 from tqdm.auto import tqdm
 
 from .errors import ModelFolderError
-from .fsutil import atomic_directory, check_writable, read_json
+from .fsutil import atomic_directory, check_writable, copy_tree, read_json
 from .paths import PathLike, resolve_workdir
 from .settings import env_tiny_cache
 
@@ -260,5 +259,5 @@ def build_tiny_pair(workdir: PathLike | None = None, recipe: TrainingRecipe | No
     if force or not _finished(shared, key):
         _build(shared, recipe, key)
     with atomic_directory(root, replace=True) as tmp:
-        shutil.copytree(shared, tmp, dirs_exist_ok=True)
+        copy_tree(shared, tmp)
     return pair

@@ -648,3 +648,218 @@ def test_an_unreachable_dataset_is_one_line():
 
     with pytest.raises(HubUnreachableError, match="Cannot stream"):
         load_prompt_source("no-such-user/no-such-dataset", limit=2)
+
+
+# --- a second pass of hostile input (tester's report): one line naming the fix, checked once for every caller ----------
+
+LONE_SURROGATE = '{"id": "a", "text": "lone \\ud800"}'
+
+
+@pytest.mark.parametrize("newline", ["\n", ""])  # a last line without newline is not a torn write to drop
+@pytest.mark.parametrize("command", [["bench", "--no-draft", "--prompts"], ["distill-data", "--prompts"],
+                                     ["prune", "--source", "no-such-folder", "--calibration"]])
+def test_text_that_is_not_unicode_is_refused_naming_file_and_line(command, newline, tmp_path, capsys):
+    prompts = tmp_path / "f.jsonl"
+    prompts.write_text('{"id": "ok", "text": "fine \\ud83d\\ude00"}\n' + LONE_SURROGATE + newline)
+    workdir = tmp_path / "work"
+    assert main([*command, str(prompts), "--workdir", str(workdir)]) == 2
+    err = _one_line(capsys)
+    assert f"{prompts}, line 2: holds a lone surrogate" in err
+    assert not workdir.exists() and prompts.read_text().endswith(LONE_SURROGATE + newline)  # nothing cut or made
+
+
+def test_a_command_line_value_that_is_not_utf8_names_its_option(capsys):
+    assert main(["agent", "--task", "bad \udcff"]) == 2  # what Python makes of the byte 0xff in argv
+    assert "--task holds bytes that are not UTF-8 text" in _one_line(capsys)
+    assert main(["bench", "--json=r\udcff.json"]) == 2
+    assert "--json holds bytes" in _one_line(capsys)
+
+
+def test_every_reader_of_an_openvino_model_names_a_damaged_folder(tiny_models, tmp_path, capsys):
+    from helpers.sd_loop import StatefulLM
+
+    broken = _copy_model(tiny_models.target, tmp_path / "broken")
+    xml = broken / "openvino_model.xml"
+    xml.write_bytes(xml.read_bytes()[:3000])  # truncated mid-element
+    (broken / conversion.MANIFEST_NAME).unlink()  # so the sizes cannot tell
+    with pytest.raises(ModelFolderError, match=r"could not load .*broken"):
+        conversion.read_ir(xml)
+    with pytest.raises(ModelFolderError, match=r"could not load .*broken"):
+        StatefulLM(broken)
+    assert main(["dq", "--target", str(broken), "--no-control"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and f"error: OpenVINO GenAI could not load {broken}" in err
+
+
+@pytest.mark.parametrize("device", ["CPU.0", "AUTO:NOPE", "HETERO", "MULTI:", "AUTO:CPU,", "FOO:CPU", "CPU.x"])
+def test_device_strings_openvino_would_refuse_are_refused_up_front(device):
+    from helpers.devices import check_device
+    from helpers.errors import DeviceError
+
+    with pytest.raises(DeviceError, match="Available: CPU"):
+        check_device(device)
+
+
+def test_device_strings_openvino_takes_pass_and_dq_wants_a_physical_one(capsys):
+    from helpers.devices import check_device
+    from helpers.errors import DeviceError
+
+    assert [check_device(d) for d in ("auto", "AUTO:CPU", "hetero:cpu", "MULTI:CPU")] == [
+        "AUTO", "AUTO:CPU", "HETERO:CPU", "MULTI:CPU"]
+    with pytest.raises(DeviceError, match="virtual device"):
+        check_device("AUTO", physical=True)
+    for argv in (["bench", "--device", "CPU.0"], ["dq", "--device", "AUTO:CPU"]):
+        assert main(argv) == 2
+        assert "Available: CPU" in _one_line(capsys)
+
+
+@pytest.mark.parametrize(("option", "files"), [("--target", {}), ("--teacher", {}), ("--target", None),
+                                               ("--teacher", None), ("--teacher", {"config.json": "{}"})])
+def test_heal_names_a_folder_that_is_no_hugging_face_model(option, files, tiny_models, tmp_path, capsys):
+    from helpers.tiny import build_tiny_pair
+
+    folder = tmp_path / "other"
+    if files is not None:
+        folder.mkdir()
+        for name, text in files.items():
+            (folder / name).write_text(text)
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"id": "a", "chat_prompt": "p", "answer": "x"}\n')
+    extra = ["--kl-weight", "0.5"] if option == "--teacher" else []
+    assert main(["heal", "--draft", str(build_tiny_pair().draft), "--data", str(data), option, str(folder), *extra,
+                 "--workdir", str(tmp_path / "work")]) == 2
+    err = _one_line(capsys)
+    assert f"{folder} is not a Hugging Face model folder" in err and "save_pretrained" in err
+
+
+@pytest.mark.parametrize("argv", [
+    ["heal", "--draft", "d", "--data", "x", "--seed", "-1"],
+    ["heal", "--draft", "d", "--data", "x", "--seed", "99999999999"],
+    ["heal", "--draft", "d", "--data", "x", "--held-out", "1"],
+    ["heal", "--draft", "d", "--data", "x", "--held-out", "0.5"],
+    ["heal", "--draft", "d", "--data", "x", "--kl-weight", "2"],
+])
+def test_heal_numbers_are_refused_by_the_parser_naming_the_flag(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and f"argument {argv[-2]}" in err and "Traceback" not in err
+
+
+def test_a_failed_copy_is_the_disk_error_with_its_path(tmp_path, monkeypatch, capsys):
+    import errno
+
+    from helpers import fsutil
+
+    source = tmp_path / "source"
+    (source / "sub").mkdir(parents=True)
+    for name in ("a", "b", "sub/c"):
+        (source / name).write_text("x" * 100)
+
+    def full(src, dst, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")  # as a write() says it: no file name
+
+    monkeypatch.setattr(shutil, "copy2", full)
+    with pytest.raises(OSError) as info:
+        fsutil.copy_tree(source, tmp_path / "dest")
+    assert info.value.errno == errno.ENOSPC and str(tmp_path / "dest") in info.value.filename
+
+    def copy_error(args):
+        raise shutil.Error([(f"/src/{i}", f"/dst/{i}", "[Errno 28] No space left on device") for i in range(50)])
+
+    monkeypatch.setattr("helpers.commands.build_parser", _parser_calling(copy_error))
+    assert main(["convert"]) == 2
+    err = _one_line(capsys)
+    assert "could not copy /src/0 to /dst/0: [Errno 28] No space left on device (and 49 more)" in err
+    assert len(err) < 200
+
+
+def test_a_disk_that_fills_during_a_write_names_the_option_that_chose_the_place(tmp_path, monkeypatch, capsys):
+    import argparse
+    import errno
+
+    from helpers import fsutil
+
+    class FullHandle:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    def build() -> argparse.ArgumentParser:
+        parser = argparse.ArgumentParser()
+        parser.add_argument("command")
+        parser.add_argument("--json")
+        parser.add_argument("--output")
+        parser.set_defaults(handler=lambda args: fsutil.write_json(Path(args.json or args.output), {}) or 0)
+        return parser
+
+    monkeypatch.setattr("helpers.commands.build_parser", build)
+    monkeypatch.setattr(fsutil.os, "fdopen", lambda fd, mode: os.close(fd) or FullHandle())
+    for option, name in (("--json", "b.json"), ("--output", "answers.jsonl")):
+        assert main(["x", option, str(tmp_path / name)]) == 2
+        assert f"point {option} at a larger disk ({tmp_path / name})" in _one_line(capsys)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # the temporary files are gone
+    monkeypatch.undo()
+    # a sidecar named after the output (the partial runs of --json, the settings of --output) names the option too
+    from helpers.commands import option_naming
+
+    args = argparse.Namespace(json=str(tmp_path / "b.json"), output=str(tmp_path / "d.jsonl"))
+    assert option_naming(str(tmp_path / "b.json.partial.jsonl"), args) == "--json"
+    assert option_naming(str(tmp_path / "d.jsonl.settings.json"), args) == "--output"
+
+
+def test_default_outputs_go_under_the_work_folder(tiny_models, tmp_path, monkeypatch, capsys):
+    from helpers.tiny import build_tiny_pair
+
+    monkeypatch.chdir(tmp_path)
+    workdir = tmp_path / "work"
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text('{"id": "q1", "text": "def main():"}\n')
+    assert main(["distill-data", "--target", str(tiny_models.target), "--prompts", str(prompts), "--max-new-tokens",
+                 "4", "--workdir", str(workdir)]) == 0
+    assert (workdir / "distill.jsonl").is_file() and (workdir / "distill.jsonl.settings.json").is_file()
+    assert main(["prune", "--source", str(build_tiny_pair().draft), "--method", "deepest", "--workdir",
+                 str(workdir)]) == 0
+    assert (workdir / "pruned" / "draft-pruned1" / "config.json").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.jsonl", "work"]  # nothing in the current folder
+
+
+def test_breakdown_refuses_more_new_tokens_than_the_context_up_front(tiny_models, capsys):
+    limit = generation.context_length(tiny_models.target)
+    assert main(["breakdown", "--target", str(tiny_models.target), "--draft", str(tiny_models.draft),
+                 "--max-new-tokens", str(limit + 1)]) == 2
+    assert "Lower --max-new-tokens" in _one_line(capsys)
+
+
+def test_help_shows_defaults_of_zero_and_heal_takes_the_work_folder(capsys):
+    for argv in (["heal", "--help"], ["dq", "--help"]):
+        with pytest.raises(SystemExit):
+            main(argv)
+    text = " ".join(capsys.readouterr().out.split())
+    assert "random seed (default: 0)" in text and "(default: 0.0)" in text and "--workdir" in text
+    assert "always included) (default: [0" in text
+
+
+def test_contradictions_and_odd_inputs_get_the_right_sentence(tiny_models, tmp_path, capsys):
+    from helpers.pruning import Block, prune_model
+    from helpers.soft_distill import recorded_settings
+
+    assert main(["bench", "--no-draft", "--draft", str(tiny_models.draft)]) == 2
+    assert "--no-draft contradict" in _one_line(capsys)
+    assert main(["suite", "--steps", "agent", "--no-agent", "--list"]) == 2
+    assert "switched off by --no-agent" in _one_line(capsys)
+    assert main(["bench", "--prompts", os.devnull]) == 2
+    assert "is not a regular file" in _one_line(capsys)
+    topk = tmp_path / "topk.jsonl"
+    topk.write_text("{}\n")
+    Path(f"{topk}.settings.json").write_text('{"something": "else"}')
+    with pytest.raises(Exception, match="names no k and max_length"):
+        recorded_settings(topk)
+    with pytest.raises(ModelFolderError) as info:  # a model folder of the user's: never replaced, so no --overwrite hint
+        prune_model("source", tiny_models.target, Block(1, 1))
+    assert "overwrite" not in str(info.value).replace("never replaced", "")

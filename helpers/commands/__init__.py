@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import argparse
 import errno
+import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import TutorialError
+from ..fsutil import describe_copy_error, is_text
 from ..settings import WORKDIR_ENV
 from . import agent, bench, draft, models, suite
 from .common import HelpFormatter
@@ -43,10 +45,11 @@ def option_naming(path: str | None, args: argparse.Namespace | None) -> str:
         for name, value in vars(args).items():
             if isinstance(value, (str, Path)) and str(value).strip() and name not in ("command", "argv", "workdir"):
                 given = Path(value).expanduser().absolute()
-                # the file itself, a file below it, the folder it goes into (checked before writing), or the
-                # temporary sibling an atomic write goes through
+                # the file itself, a file below it, the folder it goes into (checked before writing), the
+                # temporary sibling an atomic write goes through, or a sidecar named after it (b.json.partial.jsonl,
+                # d.jsonl.settings.json)
                 beside = name in OUTPUT_OPTIONS and (given.parent == target or (
-                    target.parent == given.parent and target.name.startswith(f".{given.name}")))
+                    target.parent == given.parent and target.name.startswith((f".{given.name}", f"{given.name}."))))
                 if given == target or given in target.parents or beside:
                     return "--" + name.replace("_", "-")
     return f"--workdir (${WORKDIR_ENV})"
@@ -68,6 +71,8 @@ def os_error_hint(exc: OSError, args: argparse.Namespace | None = None) -> str:
         errno.ENOENT: "a file or folder does not exist: check the path",
     }
     if exc.errno is None:  # raised by our own code or a library with a sentence of its own
+        if isinstance(exc, shutil.Error):  # a list of (source, destination, reason) tuples, not a sentence
+            return describe_copy_error(exc) + "."
         return str(exc) or type(exc).__name__
     path = exc.filename2 or exc.filename  # for a rename, the destination is the path the user named
     where = f" ({path})" if path else ""
@@ -89,8 +94,27 @@ def blank_argument(argv: Sequence[str]) -> str | None:
     return None
 
 
+def undecodable_argument(argv: Sequence[str]) -> str | None:
+    """The option whose value is not UTF-8 text (``--task $'\\xff'``), or None.
+
+    Python keeps such bytes as lone surrogates, on which tokenizers, OpenVINO and the JSON result files fail later
+    with a traceback."""
+    for index, token in enumerate(argv):
+        if not is_text(token):
+            if token.startswith("--") and "=" in token and is_text(token.split("=", 1)[0]):
+                return token.split("=", 1)[0]
+            option = next((t for t in reversed(argv[:index]) if t.startswith("-") and len(t) > 1), None)
+            return option or "a positional argument"
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     given = list(sys.argv[1:] if argv is None else argv)
+    undecodable = undecodable_argument(given)
+    if undecodable:
+        print(f"error: {undecodable} holds bytes that are not UTF-8 text: type it again in UTF-8 (check the "
+              "terminal's encoding, e.g. LANG=C.UTF-8).", file=sys.stderr)
+        return 2
     args = build_parser().parse_args(given)
     args.argv = given  # for `common.invocation`: the command as given
     blank = blank_argument(given)

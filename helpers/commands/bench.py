@@ -69,7 +69,7 @@ def cmd_dq(args: argparse.Namespace) -> int:
     from ..fsutil import write_json
     from ..generation import check_within_context
 
-    device = resolve_device(args)
+    device = resolve_device(args, physical=True)  # DQ defaults and properties belong to one physical device
     settings_for(args.group_sizes)  # refuse bad group sizes before any work
     check_output_file(args.json)
     models = resolve_models(args, with_draft=not args.target)
@@ -121,6 +121,8 @@ def cmd_breakdown(args: argparse.Namespace) -> int:
         raise ConfigError("The breakdown compares speculative decoding with the target alone: it needs a draft.")
     check_within_context(models.target, args.context + max(args.ns), "The forward-pass control (--context plus the "
                          "largest --ns, on the target)", "Lower --context or --ns.")
+    check_within_context(models.target, args.max_new_tokens, f"--max-new-tokens {args.max_new_tokens}",
+                         "Lower --max-new-tokens.")
     settings = BreakdownSettings(
         target=models.target, draft=models.draft, ks=tuple(args.num_assistant_tokens), prompts=args.prompts,
         max_new_tokens=args.max_new_tokens, repeats=args.repeats, warmup=args.warmup, device=device,
@@ -229,7 +231,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     ["--preset tiny", "--target DIR --group-sizes 0 32 128 --timing"],
                     parents=[model_options()])
     p.add_argument("--group-sizes", type=int, nargs="+", default=list(DEFAULT_GROUP_SIZES), metavar="G",
-                   help="settings to compare with DQ off (the device default is always included)")
+                   help="settings to compare with DQ off (the device's own setting is always included)")
     p.add_argument("--lengths", type=positive_int, nargs="+", default=[16, 128], metavar="N",
                    help="fingerprint prompt lengths (keep one <= 64 and one > 64 for GPUs)")
     p.add_argument("--no-control", action="store_true", help="skip the uncompressed tiny control model")

@@ -22,7 +22,8 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescript
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
-        if "default" in text or action.default in (None, False) or action.default is argparse.SUPPRESS:
+        # `is`, not `in (None, False)`: 0 == False, and a default of 0 (a seed, a weight) is worth showing
+        if "default" in text or action.default is None or action.default is False or action.default is argparse.SUPPRESS:
             return text
         return super()._get_help_string(action)
 
@@ -30,11 +31,15 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescript
 LARGEST_COUNT = 2**31 - 1  # OpenVINO takes counts as C++ integers; past this a value fails deep inside, not here
 
 
-def _whole_number(text: str) -> int:
+def _whole_number_any(text: str) -> int:
     try:
-        value = int(text)
+        return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+
+
+def _whole_number(text: str) -> int:
+    value = _whole_number_any(text)
     if value > LARGEST_COUNT:
         raise argparse.ArgumentTypeError(f"must be at most {LARGEST_COUNT:,}, got {value:,}")
     return value
@@ -98,6 +103,25 @@ def unit_interval(text: str) -> float:
     return value
 
 
+LARGEST_SEED = 2**32 - 1  # numpy's random seed, which transformers.set_seed uses, takes no more
+
+
+def seed(text: str) -> int:
+    """An argparse type for random seeds: a whole number from 0 to 2**32 - 1."""
+    value = _whole_number_any(text)
+    if not 0 <= value <= LARGEST_SEED:
+        raise argparse.ArgumentTypeError(f"must be between 0 and {LARGEST_SEED:,}, got {value:,}")
+    return value
+
+
+def held_out_share(text: str) -> float:
+    """An argparse type for the share of records held out of training: at least 0 and below 0.5."""
+    value = _number(text)
+    if not 0 <= value < 0.5:
+        raise argparse.ArgumentTypeError(f"must be at least 0 and below 0.5 (most records must train), got {value:g}")
+    return value
+
+
 def fraction(text: str) -> float:
     """An argparse type for shares above 0 and at most 1 (the int4 ratio)."""
     value = _number(text)
@@ -106,16 +130,18 @@ def fraction(text: str) -> float:
     return value
 
 
-def model_options(*, target: bool = True, device: bool = True) -> argparse.ArgumentParser:
-    """The parent parser every model command shares: ``--preset``, ``--target``, ``--device`` and ``--workdir``.
+def model_options(*, target: bool = True, device: bool = True, preset: bool = True) -> argparse.ArgumentParser:
+    """The parent parser every model command shares: ``--preset``, ``--target``, ``--device`` and ``--workdir``
+    (`preset` False: a command that takes its models only as folders, e.g. `heal`).
 
     ``--preset`` always means the same thing: ``$TUTORIAL_PRESET``, else the default preset; its models are converted
     on first use. ``--target`` (where offered) replaces the preset's target with an OpenVINO folder of your own.
     """
     parent = argparse.ArgumentParser(add_help=False)
     group = parent.add_argument_group("models and place")
-    group.add_argument("--preset", default=env_preset(),
-                       help=f"model preset (see `presets`); from $TUTORIAL_PRESET, else {DEFAULT_PRESET!r}")
+    if preset:
+        group.add_argument("--preset", default=env_preset(),
+                           help=f"model preset (see `presets`); from $TUTORIAL_PRESET, else {DEFAULT_PRESET!r}")
     if target:
         group.add_argument("--target", type=Path, help="an OpenVINO target folder instead of the preset's target")
     if device:
@@ -142,11 +168,11 @@ class Models:
     draft: Path | None
 
 
-def resolve_device(args: argparse.Namespace) -> str:
-    """``--device``, else the machine's default device, checked."""
+def resolve_device(args: argparse.Namespace, physical: bool = False) -> str:
+    """``--device``, else the machine's default device, checked (`physical`: no AUTO/HETERO/MULTI)."""
     from ..devices import check_device, default_device
 
-    return check_device(args.device) if args.device else default_device()
+    return check_device(args.device if args.device else default_device(), physical=physical)
 
 
 def is_model_folder(folder: Path) -> bool:
@@ -182,6 +208,8 @@ def resolve_models(args: argparse.Namespace, with_draft: bool = True) -> Models:
     from ..presets import get_preset
 
     draft = getattr(args, "draft", None)
+    if draft and getattr(args, "no_draft", False):
+        raise ConfigError(f"--draft {draft} and --no-draft contradict each other: drop one of them.")
     wants_draft = with_draft and not getattr(args, "no_draft", False)
     if args.target:
         return Models(check_ov_model_dir(args.target), check_ov_model_dir(draft) if draft and wants_draft else None)

@@ -5,20 +5,24 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..paths import default_output, pruned_dir
 from ..settings import DISTILL, heal_recipe
 from ..tables import markdown_table
 from .common import (
     add_command,
     check_output_file,
+    held_out_share,
     model_options,
-    non_negative_float,
     non_negative_int,
     positive_float,
     positive_int,
     resolve_device,
     resolve_models,
+    seed,
     unit_interval,
 )
+
+DISTILL_DATA_FILE = "distill.jsonl"
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
@@ -30,6 +34,9 @@ def cmd_prune(args: argparse.Namespace) -> int:
     from ..pruning import angular_distances, check_block, decoder_layers, deepest_block, prune_model
 
     source = args.source or hf_source(get_preset(args.preset).draft, args.workdir)
+    calibrate = args.start is None and args.method != "deepest"
+    # the calibration prompts are read (and refused) before the model loads
+    texts = [p.text for p in load_prompt_source(args.calibration, limit=args.samples)] if calibrate else []
     model, tokenizer = load_causal_lm(source)
     num_layers = len(decoder_layers(model))
     if args.start is not None:
@@ -38,12 +45,11 @@ def cmd_prune(args: argparse.Namespace) -> int:
     elif args.method == "deepest":
         block, method = deepest_block(num_layers, args.layers), "deepest"
     else:
-        texts = [p.text for p in load_prompt_source(args.calibration, limit=args.samples)]
         distances = angular_distances(model, texts, token_mode=args.tokens, max_length=args.max_length, tokenizer=tokenizer)
         print(markdown_table(distances.best_blocks(args.allow_first, args.allow_last)))
         block, method = distances.best_block(args.layers, args.allow_first, args.allow_last), f"angular ({args.tokens} token)"
     del model
-    output = args.output or f"{Path(str(source)).name}-pruned{args.layers}"
+    output = args.output or pruned_dir(args.workdir) / f"{Path(str(source)).name}-pruned{args.layers}"
     result = prune_model(source, output, block, method=method, allow_first=args.allow_first, allow_last=args.allow_last,
                          overwrite=args.overwrite)
     print()
@@ -59,12 +65,14 @@ def cmd_distill_data(args: argparse.Namespace) -> int:
     device = resolve_device(args)  # the cheap checks first, before a preset is converted
     prompts = load_prompt_source(args.prompts, limit=args.samples, split=args.split, config_name=args.dataset_config,
                                  field=args.field)
-    check_output_file(args.output, "--output", reads=[args.prompts])
+    output = args.output or default_output(args.workdir, DISTILL_DATA_FILE)
+    check_output_file(output, "--output", reads=[args.prompts])
     target = resolve_models(args, with_draft=False).target
-    result = generate_distillation_data(target, prompts, args.output, device=device,
+    result = generate_distillation_data(target, prompts, output, device=device,
                                         max_new_tokens=args.max_new_tokens, enable_thinking=args.thinking,
                                         batch_size=args.batch_size)
     print(markdown_table([result.row()]))
+    print(f"\nanswers in {Path(output).expanduser().resolve()}")
     return 0
 
 
@@ -78,7 +86,7 @@ def cmd_heal(args: argparse.Namespace) -> int:
                         seed=args.seed, bf16=args.bf16, topk=args.topk if args.topk_file else 0,
                         ce_weight=args.ce_weight, neighbour_layers=args.neighbour_layers,
                         max_grad_norm=args.max_grad_norm, held_out=args.held_out)
-    output = args.output or f"{Path(args.draft).name}-healed"
+    output = args.output or pruned_dir(args.workdir) / f"{Path(args.draft).expanduser().resolve().name}-healed"
     result = heal(args.draft, args.data, output, config, teacher_dir=args.teacher, target_dir=args.target,
                   stop_after_steps=args.stop_after, overwrite=args.overwrite, progress=is_main_process(),
                   topk_path=args.topk_file, cut=args.cut)
@@ -103,7 +111,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     ["--layers 6", "--source DIR --layers 2 --method deepest --output pruned2"],
                     parents=[model_options(target=False, device=False)])
     p.add_argument("--source", help="Hugging Face folder or hub id to prune (default: the preset's draft)")
-    p.add_argument("--output", help="destination folder (default: <source name>-pruned<N>)")
+    p.add_argument("--output", help="destination folder (default: <workdir>/pruned/<source name>-pruned<N>)")
     p.add_argument("--layers", "-n", type=positive_int, default=1, help="number of consecutive layers to remove")
     p.add_argument("--start", type=non_negative_int, help="remove the block starting at this layer instead of choosing one")
     p.add_argument("--method", choices=["angular", "deepest"], default="angular",
@@ -131,7 +139,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset-config", help="dataset configuration name (e.g. 0625 for Infinity-Instruct)")
     p.add_argument("--split", default="train", help="dataset split")
     p.add_argument("--field", help="dataset column holding the prompt, if not detected")
-    p.add_argument("--output", default="distill.jsonl", help="JSONL file to append answers to")
+    p.add_argument("--output", help=f"JSONL file to append answers to (default: <workdir>/{DISTILL_DATA_FILE})")
     p.add_argument("--max-new-tokens", type=positive_int, default=DISTILL.max_new_tokens, help="tokens per answer")
     p.add_argument("--batch-size", type=positive_int, default=DISTILL.batch_size, help="prompts per generate() call")
     p.add_argument("--thinking", action="store_true", help="Qwen3 thinking on")
@@ -143,10 +151,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "<output>-checkpoints; running the same command again resumes. On several GPUs: "
                     "accelerate launch -m helpers heal ...",
                     ["--draft pruned6 --data answers.jsonl --steps 200 --bf16",
-                     "--draft pruned6 --data answers.jsonl --stop-after 20   # then run again to continue"])
+                     "--draft pruned6 --data answers.jsonl --stop-after 20   # then run again to continue"],
+                    parents=[model_options(target=False, device=False, preset=False)])
     p.add_argument("--draft", required=True, help="Hugging Face folder of the pruned draft")
     p.add_argument("--data", required=True, help="JSONL written by distill-data")
-    p.add_argument("--output", help="healed model folder (default: <draft>-healed)")
+    p.add_argument("--output", help="healed model folder (default: <workdir>/pruned/<draft name>-healed)")
     p.add_argument("--steps", type=positive_int, default=recipe.steps, help="optimizer steps")
     p.add_argument("--lr", type=positive_float, default=recipe.learning_rate, help="peak learning rate")
     p.add_argument("--batch-size", type=positive_int, default=recipe.batch_size, help="examples per device and step")
@@ -155,7 +164,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--warmup-steps", type=non_negative_int, default=recipe.warmup_steps, help="linear warm-up steps")
     p.add_argument("--save-steps", type=positive_int, default=50, help="checkpoint every this many steps")
     p.add_argument("--train-embeddings", action="store_true", help="also train embeddings and lm_head (frozen by default)")
-    p.add_argument("--kl-weight", type=non_negative_float, default=0.0, help="mix in KL to the teacher (needs --teacher)")
+    p.add_argument("--kl-weight", type=unit_interval, default=0.0, help="mix in KL to the teacher (needs --teacher)")
     p.add_argument("--kl-temperature", type=positive_float, default=1.0, help="softmax temperature for the KL term")
     p.add_argument("--teacher", help="Hugging Face folder of the target, for --kl-weight")
     p.add_argument("--topk-file", help="the target's recorded top-k log-probs (soft_distill.record_target_topk): train "
@@ -168,11 +177,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cut", type=positive_int, help="index, in the pruned draft, of the first layer after the removed "
                    "block (the block's start in the original)")
     p.add_argument("--max-grad-norm", type=positive_float, default=recipe.max_grad_norm, help="gradient clipping")
-    p.add_argument("--held-out", type=unit_interval, default=recipe.held_out,
+    p.add_argument("--held-out", type=held_out_share, default=recipe.held_out,
                    help="share of the records never trained on (kept for measuring agreement)")
     p.add_argument("--target", help="folder with the target's tokenizer, to check the draft matches it")
     p.add_argument("--stop-after", type=positive_int, help="stop after this many steps (run again to continue)")
-    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--seed", type=seed, default=0, help="random seed")
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast (faster on CPUs with AVX512-BF16/AMX)")
     p.add_argument("--overwrite", action="store_true", help="discard checkpoints and any healed model at --output")
     p.set_defaults(handler=cmd_heal)

@@ -27,12 +27,13 @@ def cmd_devices(args: argparse.Namespace) -> int:
 def cmd_convert(args: argparse.Namespace) -> int:
     from ..conversion import export_model, prepare_preset
     from ..devices import check_memory
+    from ..paths import default_output
     from ..presets import WeightFormat, get_preset
 
     if args.source:
         weights = WeightFormat(bits=int(args.weights.removeprefix("int").replace("fp16", "16")), sym=args.sym,
                                group_size=args.group_size, ratio=args.ratio)
-        dest = args.output or Path(args.source).name + f"-{weights.tag}-ov"
+        dest = args.output or default_output(args.workdir, "models", Path(args.source).name + f"-{weights.tag}-ov")
         result = export_model(args.source, dest, weights, overwrite=args.overwrite, workdir=args.workdir)
         print(markdown_table([result.row()]))
         print(f"\nSame with optimum-cli:\n  {result.cli_command}")
@@ -89,7 +90,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="export with optimum-intel + NNCF, or download the published OpenVINO conversion")
     p.add_argument("--with-pruned", action="store_true", help="also fetch the preset's published pruned draft")
     p.add_argument("--source", help="instead of a preset: a Hugging Face id, local folder or .gguf file to export")
-    p.add_argument("--output", help="with --source: destination folder (default: <source name>-<format>-ov)")
+    p.add_argument("--output", help="with --source: destination folder (default: <workdir>/models/<source name>-<format>-ov)")
     p.add_argument("--weights", choices=["int4", "int8", "fp16"], default="int4", help="with --source: weight format")
     p.add_argument("--sym", action="store_true", help="with --source: symmetric quantization")
     p.add_argument("--group-size", type=positive_int, default=None,

@@ -7,6 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..errors import ConfigError
 from ..settings import DISTILL, HEAL_RECIPES, SUITE, heal_recipe
 from ..tables import markdown_table
 from .common import (
@@ -71,6 +72,12 @@ def cmd_suite(args: argparse.Namespace) -> int:
         agent_max_steps=args.agent_max_steps, agent_max_new_tokens=args.agent_max_new_tokens, agent_search=args.search,
         agent_task=args.agent_task, workdir=args.workdir,
     )
+    if args.no_agent and settings.steps:  # name the switch, not "unknown step"
+        switched_off = ({s.name for s in replace(settings, agent=True).steps_planned()}
+                        - {s.name for s in settings.steps_planned()}) & set(settings.steps)
+        if switched_off:
+            raise ConfigError(f"Step(s) {', '.join(sorted(switched_off))} are switched off by --no-agent: drop "
+                              "--no-agent, or leave those steps out of --steps.")
     if args.list:
         print(markdown_table([{"step": s.name, "status": LISTED_STATUS[step_status(s, settings)],
                                "configurations": len(s.runs) + 1,
