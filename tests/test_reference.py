@@ -77,6 +77,14 @@ def test_suite_rows_and_caption(tmp_path, monkeypatch):
     (path.parent / "x.json").write_text(json.dumps({"settings": {"suite": {"command": "run --steps x"}}}))
     rows, caption = reference.reference_rows(("x",))
     assert "Other CPU" in caption and caption.endswith("`run --steps x`")
+    # rows of two steps run with different commands: each step is named with its own command and machine
+    (path.parent / "y.json").write_text(json.dumps({"settings": {"suite": {"command": "run --steps y"}}}))
+    rows, caption = reference.reference_rows(("x", "y"))
+    assert [r["step"] for r in rows] == ["x", "y"]
+    assert "each step with its own command" in caption
+    assert "- x, on Other CPU, 2 cores, 8.0 GiB, OpenVINO 2026.4.1: `run --steps x`" in caption
+    assert "- y, on Some CPU, 2 cores, 8.0 GiB, OpenVINO 2026.4.1: `run --steps y`" in caption
+    assert {"acceptance_pooled", "acceptance_rate"} <= set(reference.COLUMNS)
 
 
 # The real-pair reader for the agent step: rows, per-kind-of-work rows and a caption, or "not measured yet".
