@@ -183,6 +183,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--stop-after", type=positive_int, help="stop after this many steps (run again to continue)")
     p.add_argument("--seed", type=seed, default=0, help="random seed")
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast (GPUs; on an AMX CPU: as good as fp32, "
-                   "not faster overall)")
+                   "speed not settled)")
     p.add_argument("--overwrite", action="store_true", help="discard checkpoints and any healed model at --output")
     p.set_defaults(handler=cmd_heal)

@@ -147,7 +147,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--heal-neighbour-layers", type=non_negative_int, metavar="N",
                    help=f"kept layers trained on each side of the cut; 0: every layer (cpu-suite: {recipe.neighbour_layers})")
     g.add_argument("--heal-bf16", action="store_true", help="bfloat16 autocast for healing (GPUs; on an AMX CPU: "
-                   "as good as fp32, not faster overall)")
+                   "as good as fp32, speed not settled)")
     a = p.add_argument_group("agent step")
     a.add_argument("--no-agent", action="store_true", help="skip the slide-deck agent step")
     a.add_argument("--agent-repeats", type=positive_int, default=SUITE.agent_repeats, help="runs per configuration")
