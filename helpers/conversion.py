@@ -88,8 +88,6 @@ def hf_weights_size(folder: Path) -> int:
     return sum(f.stat().st_size for f in Path(folder).iterdir() if f.suffix in HF_WEIGHT_SUFFIXES)
 
 
-
-
 def missing_files(path: Path, require_tokenizer: bool = True) -> list[str]:
     """Files an OpenVINO GenAI model folder needs but `path` lacks."""
     needed = MODEL_FILES + (TOKENIZER_FILES if require_tokenizer else ())
@@ -492,7 +490,6 @@ def prepare_preset(preset: Preset, method: str = "auto", include_pruned: bool = 
 
 def weight_precisions(model_dir: str | Path) -> dict[str, int]:
     """Count the model's weight parameters by element type (i4, u8, f32 ...): proof of what NNCF compressed."""
-
     model = read_ir(Path(model_dir) / MODEL_FILES[0])
     counts: dict[str, int] = {}
     for op in model.get_ops():

@@ -191,7 +191,6 @@ def nncf_arguments(weights: WeightFormat) -> dict[str, Any]:
 
 def output_producer(model_xml: str | Path) -> list[str]:
     """Op types from the first output backwards (up to 4), e.g. ``["ScatterUpdate", "MatMul", ...]``."""
-
     path = Path(model_xml)
     path = path / "openvino_model.xml" if path.is_dir() else path
     if not path.is_file():

@@ -395,7 +395,7 @@ def measure_breakdown(settings: BreakdownSettings, progress: bool = True) -> dic
     from .speculative import EXACT_PROPERTIES
 
     args = settings
-    fix = "Lower max_new_tokens (--max-new-tokens)."
+    fix = "Lower --max-new-tokens (BreakdownSettings.max_new_tokens)."  # checked here, so the CLI need not
     check_within_context(args.target, args.max_new_tokens, f"max_new_tokens {args.max_new_tokens}", fix)
     props = EXACT_PROPERTIES if args.exact else {}
     prompts = builtin_prompts()[: args.prompts]

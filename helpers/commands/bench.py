@@ -121,8 +121,6 @@ def cmd_breakdown(args: argparse.Namespace) -> int:
         raise ConfigError("The breakdown compares speculative decoding with the target alone: it needs a draft.")
     check_within_context(models.target, args.context + max(args.ns), "The forward-pass control (--context plus the "
                          "largest --ns, on the target)", "Lower --context or --ns.")
-    check_within_context(models.target, args.max_new_tokens, f"--max-new-tokens {args.max_new_tokens}",
-                         "Lower --max-new-tokens.")
     settings = BreakdownSettings(
         target=models.target, draft=models.draft, ks=tuple(args.num_assistant_tokens), prompts=args.prompts,
         max_new_tokens=args.max_new_tokens, repeats=args.repeats, warmup=args.warmup, device=device,
