@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import os
+import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ from .fsutil import (
     write_json,
 )
 from .heal_selection import agreement_callback, agreements_logged, restore_selected, select_step
-from .hf import check_hf_model_dir, check_hf_tokenizer_dir, threads_for
+from .hf import check_hf_model_dir, check_hf_tokenizer_dir, threads_for, weight_file_problem
 from .prompts import Prompt
 from .settings import HealConfig
 
@@ -527,17 +528,27 @@ CHECKPOINT_FILES = ("trainer_state.json", "optimizer.pt", "scheduler.pt")
 def newest_complete_checkpoint(checkpoints: Path) -> Path | None:
     """The newest ``checkpoint-N`` folder that holds everything a resume reads (weights, optimizer, scheduler, state).
 
-    A run killed while saving leaves a newer folder without some of these; it is skipped, not trusted."""
+    A run killed while saving leaves a newer folder without some of these, and a full disk or a cut copy leaves files
+    shorter than they say they are; such a folder is skipped, not trusted."""
     if not checkpoints.is_dir():
         return None
     complete = []
     for folder in checkpoints.glob("checkpoint-*"):
         step = folder.name.removeprefix("checkpoint-")
-        has_weights = any(folder.glob("*.safetensors")) or (folder / "pytorch_model.bin").is_file()
-        complete_files = has_weights and all((folder / name).is_file() for name in CHECKPOINT_FILES)
-        if step.isdigit() and complete_files and read_json(folder / "trainer_state.json") is not None:
+        if step.isdigit() and _checkpoint_is_whole(folder):
             complete.append((int(step), folder))
     return max(complete)[1] if complete else None
+
+
+def _checkpoint_is_whole(folder: Path) -> bool:
+    """Whether a checkpoint folder holds readable weights, optimizer and scheduler states and a parsable state file."""
+    weights = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("pytorch_model.bin"))
+    states = [folder / name for name in CHECKPOINT_FILES if name.endswith(".pt")]
+    return (bool(weights) and all((folder / name).is_file() for name in CHECKPOINT_FILES)
+            and all(weight_file_problem(path) is None for path in weights)
+            # torch.save writes a zip archive, whose directory is at the end: a cut file has none
+            and all(zipfile.is_zipfile(path) for path in [*states, *(w for w in weights if w.suffix == ".bin")])
+            and read_json(folder / "trainer_state.json") is not None)
 
 
 def _checkpoint_progress(checkpoint: Path | None) -> tuple[int, int]:

@@ -92,7 +92,7 @@ def check_hf_model_dir(path: str | Path) -> Path:
     if not isinstance(config, dict) or not isinstance(config.get("model_type"), str):
         raise ModelFolderError(f"{path / 'config.json'} names no model_type: it is not a model's config. {remake}")
     for weight_file in weights:
-        problem = _weight_file_problem(weight_file)
+        problem = weight_file_problem(weight_file)
         if problem:
             raise ModelFolderError(f"{weight_file} is damaged ({problem}). {remake}")
     return path
@@ -117,9 +117,9 @@ def check_hf_tokenizer_dir(path: str | Path) -> Path:
     return path
 
 
-def _weight_file_problem(path: Path) -> str | None:
+def weight_file_problem(path: Path) -> str | None:
     """Why a weight file cannot be read, or None. A .safetensors file starts with an 8-byte header size and a JSON
-    header; a truncated download or an empty placeholder fails here."""
+    header giving each tensor's byte range; a truncated download or save, or an empty placeholder, fails here."""
     try:
         size = path.stat().st_size
         if size == 0:
@@ -130,11 +130,15 @@ def _weight_file_problem(path: Path) -> str | None:
             header_size = int.from_bytes(handle.read(8), "little")
             if header_size <= 0 or 8 + header_size > size:
                 return "truncated safetensors header"
-            json.loads(handle.read(header_size))
+            header = json.loads(handle.read(header_size))
+        ends = [entry["data_offsets"][1] for name, entry in header.items() if name != "__metadata__"]
+        expected = 8 + header_size + max(ends, default=0)
+        if size < expected:  # a copy or save cut short keeps its header: the tensors' bytes are missing
+            return f"truncated safetensors data ({size:,} of {expected:,} bytes)"
     except OSError as exc:
         return f"cannot read it: {exc.strerror or exc}"
-    except ValueError:
-        return "the safetensors header is not JSON"
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+        return "the safetensors header is not JSON describing tensors"
     return None
 
 

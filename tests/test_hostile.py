@@ -271,6 +271,31 @@ def test_heal_skips_a_torn_newest_checkpoint_and_says_which_it_resumed(tmp_path,
     assert f"resumed from {checkpoints / 'checkpoint-2'} (step 2" in said and (out / "model.safetensors").is_file()
 
 
+@pytest.mark.parametrize("damaged", ["model.safetensors", "optimizer.pt"])
+def test_heal_skips_a_checkpoint_whose_files_were_cut_short(tmp_path, tiny_models, capsys, damaged):
+    """Every file present (the state file too), one of them shorter than it says: a full disk or a cut copy."""
+    from helpers.distill import generate_distillation_data, newest_complete_checkpoint
+    from helpers.prompts import load_prompt_source
+    from helpers.tiny import build_tiny_pair
+
+    data = tmp_path / "d.jsonl"
+    generate_distillation_data(tiny_models.target, load_prompt_source("builtin", limit=8), data, max_new_tokens=16,
+                               progress=False)
+    out = tmp_path / "healed"
+    args = ["heal", "--draft", str(build_tiny_pair().draft), "--data", str(data), "--output", str(out), "--steps", "6",
+            "--save-steps", "2", "--batch-size", "4", "--max-length", "96", "--lr", "1e-3"]
+    assert main([*args, "--stop-after", "4"]) == 0
+    checkpoints = Path(f"{out}-checkpoints")
+    assert newest_complete_checkpoint(checkpoints) == checkpoints / "checkpoint-4"
+    cut = checkpoints / "checkpoint-4" / damaged
+    cut.write_bytes(cut.read_bytes()[: cut.stat().st_size // 2])  # the header survives, the data does not
+    assert newest_complete_checkpoint(checkpoints) == checkpoints / "checkpoint-2"
+    capsys.readouterr()
+    assert main(args) == 0
+    said = capsys.readouterr().out
+    assert f"resumed from {checkpoints / 'checkpoint-2'} (step 2" in said and (out / "model.safetensors").is_file()
+
+
 def test_torn_settings_files_and_manifests_give_one_line(tmp_path, tiny_models, capsys):
     from helpers.distill import data_settings_path
 
@@ -482,6 +507,11 @@ def test_a_path_through_a_file_is_one_line(tmp_path, capsys):
     assert "Traceback" not in err and "error: a file stands where a folder was expected" in err
 
 
+def _safetensors_header(header: dict) -> str:
+    text = json.dumps(header)
+    return len(text).to_bytes(8, "little").decode("latin-1") + text
+
+
 @pytest.mark.parametrize(("files", "fix"), [
     ({"config.json": "{bad json", "model.safetensors": ""}, "config.json is unreadable"),
     ({"config.json": "{}", "model.safetensors": "x" * 16}, "names no model_type"),
@@ -489,6 +519,9 @@ def test_a_path_through_a_file_is_one_line(tmp_path, capsys):
     ({"config.json": '{"model_type": "qwen3"}', "model.safetensors": "\x10" + "\0" * 7 + "{trunc"},
      "truncated safetensors header"),
     ({"config.json": '{"model_type": "qwen3"}', "model.safetensors": "\x04" + "\0" * 7 + "junk"}, "header is not JSON"),
+    ({"config.json": '{"model_type": "qwen3"}',  # a whole header, half the tensor bytes it promises
+      "model.safetensors": _safetensors_header({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}) + "\0" * 8},
+     "truncated safetensors data"),
 ])
 @pytest.mark.parametrize("command", [["prune", "--source"], ["convert", "--output", "out", "--source"],
                                      ["heal", "--data", "d.jsonl", "--draft"]])
