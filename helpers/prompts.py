@@ -63,6 +63,7 @@ def load_prompts(path: str | Path) -> list[Prompt]:
 
 BUILTIN = "builtin"
 STDLIB = "stdlib"
+BUILTIN_THEN_STDLIB = "builtin+stdlib"  # the benchmark suite's distillation prompts
 # Where a prompt sits in common instruction datasets: Infinity-Instruct/ShareGPT ("conversations": [{"from", "value"}]),
 # chat-style ("messages": [{"role", "content"}]) and flat columns.
 CONVERSATION_FIELDS = ("conversations", "messages")
@@ -83,20 +84,23 @@ def _looks_like_dataset_id(source: str) -> bool:
 
 def load_prompt_source(source: str, limit: int | None = None, split: str = "train", config_name: str | None = None,
                        field: str | None = None) -> list[Prompt]:
-    """Prompts from ``builtin``, a JSONL file (``{"id", "text"}`` per line), or a Hugging Face dataset id (streamed)."""
+    """Prompts from ``builtin``, ``stdlib``, ``builtin+stdlib`` (the built-in ones, then standard-library tasks), a
+    JSONL file (``{"id", "text"}`` per line), or a Hugging Face dataset id (streamed)."""
     if limit is not None and limit < 1:
         raise ConfigError(f"The number of prompts must be at least 1, got {limit}.")
     if source == BUILTIN:
         prompts = builtin_distill_prompts()
     elif source == STDLIB:
         return stdlib_prompts(limit)
+    elif source == BUILTIN_THEN_STDLIB:
+        return distillation_prompts(limit) if limit else builtin_distill_prompts() + stdlib_prompts()
     elif Path(source).expanduser().exists() or source.endswith(".jsonl"):
         prompts = load_prompts(source)
     elif _looks_like_dataset_id(source):
         return dataset_prompts(source, limit=limit or 1000, split=split, config_name=config_name, field=field)
     else:
-        raise PromptFileError(f"Prompt source {source!r} is neither 'builtin', 'stdlib', an existing JSONL file, nor a "
-                              "Hugging Face dataset id like 'BAAI/Infinity-Instruct'.")
+        raise PromptFileError(f"Prompt source {source!r} is neither 'builtin', 'stdlib', 'builtin+stdlib', an existing "
+                              "JSONL file, nor a Hugging Face dataset id like 'BAAI/Infinity-Instruct'.")
     return prompts[:limit] if limit else prompts
 
 

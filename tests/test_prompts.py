@@ -69,3 +69,14 @@ def test_stdlib_prompts_are_many_varied_and_stable():
     explain = next(p for p in prompts if p.category == "stdlib-explain")
     assert "```python\ndef " in explain.text or "```python\n    def " in explain.text
     assert [p.id for p in load_prompt_source("stdlib", limit=7)] == [p.id for p in prompts[:7]]
+
+
+def test_builtin_then_stdlib_is_the_suites_distillation_set():
+    from helpers.prompts import builtin_distill_prompts, distillation_prompts
+
+    builtin = builtin_distill_prompts()
+    for count in (5, len(builtin), 360):
+        assert load_prompt_source("builtin+stdlib", limit=count) == distillation_prompts(count)
+    assert len(load_prompt_source("builtin+stdlib", limit=360)) == 360
+    every = load_prompt_source("builtin+stdlib")
+    assert every[:len(builtin)] == builtin and every[len(builtin):] == stdlib_prompts()

@@ -218,6 +218,9 @@ def test_healing_options_override_single_fields_of_the_recipe():
     assert (every_layer.steps, every_layer.learning_rate, every_layer.warmup_steps, every_layer.neighbour_layers,
             every_layer.bf16, every_layer.save_steps) == (80, 5e-5, 8, 0, True, 26)
     assert heal("--heal-steps", "80").warmup_steps == recipe.warmup_steps  # a tenth of 80 is more than the recipe's
+    # the committed 120-prompt steps were healed by the earlier recipe: 48 steps, checkpoints every 8
+    earlier = heal("--heal-steps", "48", "--heal-save-steps", "8")
+    assert (earlier.steps, earlier.warmup_steps, earlier.save_steps) == (48, 3, 8)
 
 
 def test_the_warm_agent_step_serves_another_task_first_and_says_so(tmp_path):

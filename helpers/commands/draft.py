@@ -133,7 +133,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                      "--target DIR --prompts my_prompts.jsonl --output answers.jsonl"],
                     parents=[model_options()])
     p.add_argument("--prompts", default="builtin", help="'builtin' (120 varied prompts), 'stdlib' (~1,100 coding tasks "
-                   "made offline from Python's standard library), a JSONL file, or a Hugging Face dataset id "
+                   "made offline from Python's standard library), 'builtin+stdlib' (the first, then the second: the "
+                   "benchmark suite's), a JSONL file, or a Hugging Face dataset id "
                    "(e.g. BAAI/Infinity-Instruct; needs `pip install datasets`)")
     p.add_argument("--samples", type=positive_int, default=None, help="number of prompts (default: all; 1000 for datasets)")
     p.add_argument("--dataset-config", help="dataset configuration name (e.g. 0625 for Infinity-Instruct)")

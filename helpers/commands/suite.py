@@ -48,6 +48,8 @@ def healing_plan(args: argparse.Namespace) -> HealingPlan | None:
         overrides.update(warmup_steps=min(recipe.warmup_steps, max(1, steps // 10)), save_steps=max(1, steps // 3))
     if args.heal_warmup_steps is not None:
         overrides["warmup_steps"] = args.heal_warmup_steps
+    if args.heal_save_steps is not None:
+        overrides["save_steps"] = args.heal_save_steps
     heal = None if args.no_heal else replace(recipe, **overrides)
     return HealingPlan(depths=tuple(args.prune_depths), prompts=args.distill_prompts,
                        max_new_tokens=args.distill_max_new_tokens, heal=heal, repair=args.repair,
@@ -144,6 +146,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--heal-warmup-steps", type=non_negative_int,
                    help=f"linear warm-up steps (cpu-suite: {recipe.warmup_steps}; with --heal-steps: a tenth of them, at most "
                         "that)")
+    g.add_argument("--heal-save-steps", type=positive_int, metavar="N",
+                   help=f"steps between checkpoints, where held-out agreement is measured and the best weights kept "
+                        f"(cpu-suite: {recipe.save_steps}; with --heal-steps: a third of them)")
     g.add_argument("--heal-neighbour-layers", type=non_negative_int, metavar="N",
                    help=f"kept layers trained on each side of the cut; 0: every layer (cpu-suite: {recipe.neighbour_layers})")
     g.add_argument("--heal-bf16", action="store_true", help="bfloat16 autocast for healing (GPUs; on an AMX CPU: "
