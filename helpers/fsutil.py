@@ -26,17 +26,12 @@ def atomic_directory(final: Path, replace: bool = False) -> Iterator[Path]:
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}{PARTIAL_MARKER}", dir=final.parent))
-    try:
-        yield tmp
-    except OSError as exc:
-        located = with_path(exc, final)
-        shutil.rmtree(tmp, ignore_errors=True)
-        if located is exc:
+    with errors_name(final):
+        try:
+            yield tmp
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
             raise
-        raise located from exc
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     if final.exists():
         if not replace:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -55,6 +50,18 @@ def with_path(exc: OSError, path: str | Path) -> OSError:
     if exc.errno is None or exc.filename is not None:
         return exc
     return type(exc)(exc.errno, exc.strerror or os.strerror(exc.errno), str(path))
+
+
+@contextmanager
+def errors_name(path: str | Path) -> Iterator[None]:
+    """Re-raise an OSError of the block that names no file (see `with_path`) as one that names `path`."""
+    try:
+        yield
+    except OSError as exc:
+        located = with_path(exc, path)
+        if located is exc:
+            raise
+        raise located from exc
 
 
 class _CopyFailed(Exception):
@@ -137,19 +144,14 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        located = with_path(exc, path)
-        if located is exc:
+    with errors_name(path):
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
             raise
-        raise located from exc
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -170,17 +172,11 @@ def append_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
     """Append whole lines and flush them to disk, so a crash leaves at most one torn last line."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with path.open("a", encoding="utf-8") as handle:
-            for record in records:
-                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-    except OSError as exc:
-        located = with_path(exc, path)
-        if located is exc:
-            raise
-        raise located from exc
+    with errors_name(path), path.open("a", encoding="utf-8") as handle:
+        for record in records:
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def read_jsonl(path: Path, drop_torn_tail: bool = True) -> list[dict[str, Any]]:

@@ -79,6 +79,44 @@ def test_atomic_write_bytes_replaces_whole_files_only(tmp_path, monkeypatch):
     assert path.read_bytes() == b"new"
 
 
+def test_a_full_disk_names_the_file_each_writer_was_writing_and_leaves_no_temporary(tmp_path, monkeypatch):
+    """ENOSPC from write() carries no file name; every writer attaches the path it was asked to write."""
+    import errno
+
+    from helpers import fsutil
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    class FullDisk:  # a file whose write() fails as on a full disk, closing the real descriptor
+        def __init__(self, fd, mode):
+            self.handle = open(fd, mode)  # noqa: SIM115 -- closed by __exit__
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.handle.close()
+
+        write = staticmethod(full)
+
+    monkeypatch.setattr(fsutil.os, "fdopen", FullDisk)
+    monkeypatch.setattr(fsutil.os, "fsync", full)  # fsync reports ENOSPC after buffered writes, also without a name
+
+    def fill_folder(folder):
+        with fsutil.atomic_directory(folder):
+            full()
+
+    writers = {tmp_path / "deck.pptx": lambda path: fsutil.atomic_write_bytes(path, b"x"),
+               tmp_path / "answers.jsonl": lambda path: fsutil.append_jsonl(path, [{"a": 1}]),
+               tmp_path / "model": fill_folder}
+    for path, write in writers.items():
+        with pytest.raises(OSError) as info:
+            write(path)
+        assert (info.value.errno, info.value.filename) == (errno.ENOSPC, str(path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["answers.jsonl"]  # append opened it; nothing else is left
+
+
 def test_read_json_distrusts_missing_torn_and_non_object_files(tmp_path):
     from helpers.fsutil import read_json
 
