@@ -248,7 +248,9 @@ def test_overwrite_never_deletes_a_folder_it_did_not_write(tiny_models, tmp_path
 
 # --- resume after any kill ---------------------------------------------------------------------------------------------
 
-def test_heal_skips_a_torn_newest_checkpoint_and_says_which_it_resumed(tmp_path, tiny_models, capsys):
+def _heal_stopped_at_step_4(tmp_path: Path, tiny_models) -> tuple[list[str], Path, Path]:
+    """A 6-step heal of the tiny draft (checkpoints every 2 steps) stopped after step 4: its command line, output
+    folder and checkpoint folder."""
     from helpers.distill import generate_distillation_data
     from helpers.prompts import load_prompt_source
     from helpers.tiny import build_tiny_pair
@@ -260,7 +262,11 @@ def test_heal_skips_a_torn_newest_checkpoint_and_says_which_it_resumed(tmp_path,
     args = ["heal", "--draft", str(build_tiny_pair().draft), "--data", str(data), "--output", str(out), "--steps", "6",
             "--save-steps", "2", "--batch-size", "4", "--max-length", "96", "--lr", "1e-3"]
     assert main([*args, "--stop-after", "4"]) == 0
-    checkpoints = Path(f"{out}-checkpoints")
+    return args, out, Path(f"{out}-checkpoints")
+
+
+def test_heal_skips_a_torn_newest_checkpoint_and_says_which_it_resumed(tmp_path, tiny_models, capsys):
+    args, out, checkpoints = _heal_stopped_at_step_4(tmp_path, tiny_models)
     (checkpoints / "checkpoint-4" / "trainer_state.json").unlink()  # killed while saving step 4
     torn = checkpoints / "checkpoint-6"
     torn.mkdir()
@@ -274,18 +280,9 @@ def test_heal_skips_a_torn_newest_checkpoint_and_says_which_it_resumed(tmp_path,
 @pytest.mark.parametrize("damaged", ["model.safetensors", "optimizer.pt"])
 def test_heal_skips_a_checkpoint_whose_files_were_cut_short(tmp_path, tiny_models, capsys, damaged):
     """Every file present (the state file too), one of them shorter than it says: a full disk or a cut copy."""
-    from helpers.distill import generate_distillation_data, newest_complete_checkpoint
-    from helpers.prompts import load_prompt_source
-    from helpers.tiny import build_tiny_pair
+    from helpers.distill import newest_complete_checkpoint
 
-    data = tmp_path / "d.jsonl"
-    generate_distillation_data(tiny_models.target, load_prompt_source("builtin", limit=8), data, max_new_tokens=16,
-                               progress=False)
-    out = tmp_path / "healed"
-    args = ["heal", "--draft", str(build_tiny_pair().draft), "--data", str(data), "--output", str(out), "--steps", "6",
-            "--save-steps", "2", "--batch-size", "4", "--max-length", "96", "--lr", "1e-3"]
-    assert main([*args, "--stop-after", "4"]) == 0
-    checkpoints = Path(f"{out}-checkpoints")
+    args, out, checkpoints = _heal_stopped_at_step_4(tmp_path, tiny_models)
     assert newest_complete_checkpoint(checkpoints) == checkpoints / "checkpoint-4"
     cut = checkpoints / "checkpoint-4" / damaged
     cut.write_bytes(cut.read_bytes()[: cut.stat().st_size // 2])  # the header survives, the data does not
