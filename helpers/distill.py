@@ -541,14 +541,16 @@ def newest_complete_checkpoint(checkpoints: Path) -> Path | None:
 
 
 def _checkpoint_is_whole(folder: Path) -> bool:
-    """Whether a checkpoint folder holds readable weights, optimizer and scheduler states and a parsable state file."""
+    """Whether a checkpoint folder holds readable weights, optimizer and scheduler states, a parsable state file and
+    model config, and, where saved, readable random-number states (everything `Trainer` reads to resume)."""
     weights = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("pytorch_model.bin"))
-    states = [folder / name for name in CHECKPOINT_FILES if name.endswith(".pt")]
+    torch_files = [*(folder / name for name in CHECKPOINT_FILES if name.endswith(".pt")), *folder.glob("rng_state*.pth"),
+                   *(w for w in weights if w.suffix == ".bin")]
     return (bool(weights) and all((folder / name).is_file() for name in CHECKPOINT_FILES)
             and all(weight_file_problem(path) is None for path in weights)
             # torch.save writes a zip archive, whose directory is at the end: a cut file has none
-            and all(zipfile.is_zipfile(path) for path in [*states, *(w for w in weights if w.suffix == ".bin")])
-            and read_json(folder / "trainer_state.json") is not None)
+            and all(zipfile.is_zipfile(path) for path in torch_files)
+            and all(read_json(folder / name) is not None for name in ("trainer_state.json", "config.json")))
 
 
 def _checkpoint_progress(checkpoint: Path | None) -> tuple[int, int]:

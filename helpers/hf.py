@@ -132,12 +132,14 @@ def weight_file_problem(path: Path) -> str | None:
                 return "truncated safetensors header"
             header = json.loads(handle.read(header_size))
         ends = [entry["data_offsets"][1] for name, entry in header.items() if name != "__metadata__"]
+        if not all(type(end) is int and end >= 0 for end in ends):
+            return "the safetensors header is not JSON describing tensors"
         expected = 8 + header_size + max(ends, default=0)
         if size < expected:  # a copy or save cut short keeps its header: the tensors' bytes are missing
             return f"truncated safetensors data ({size:,} of {expected:,} bytes)"
     except OSError as exc:
         return f"cannot read it: {exc.strerror or exc}"
-    except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError):
         return "the safetensors header is not JSON describing tensors"
     return None
 

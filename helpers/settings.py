@@ -212,10 +212,10 @@ HEAL_RECIPES: dict[str, HealConfig] = {
     "full": HealConfig(),
     # soft targets (the OpenVINO target's top-32), 2 layers trained on each side of the cut, lr 1e-4 after 3 warm-up
     # steps. 80 steps of 8 are two passes over the 324 training answers of the suite's 360 prompts: held-out agreement
-    # 0.795 -> 0.841, 28.8 min and 14.7 GiB on a 2-core AMX Xeon (~22 s a step; ~50 s on a 2-core EPYC, so ~65 min
-    # there). Fewer answers overfit (48 steps on 108: acceptance 0.710 -> 0.701); 648 answers in the same 80 steps
-    # reached 0.855, within 0.02 of the unpruned draft, in 47 min. Plain cross-entropy at lr 2e-4 spiked and lowered
-    # agreement. Measured figures: benchmarks/results/README.md.
+    # 0.795 -> 0.841, 28.8 min and 14.7 GiB on a 2-core AMX Xeon (~22 s a step; a 2-core EPYC took ~50 s a step on
+    # shorter answers, so over an hour there, ~65-85 min estimated). Fewer answers overfit (48 steps on 108:
+    # acceptance 0.710 -> 0.701); 648 answers in the same 80 steps reached 0.855, within 0.02 of the unpruned draft,
+    # in 47 min. Plain cross-entropy at lr 2e-4 spiked and lowered agreement. Figures: benchmarks/results/README.md.
     "cpu-suite": HealConfig(steps=80, learning_rate=1e-4, max_length=512, warmup_steps=3, topk=32, ce_weight=0.1,
                             neighbour_layers=2, max_grad_norm=0.5, save_steps=26),
     # the same soft recipe for the tiny pair: its 3 layers take a higher rate; a fifth of the records held out so that
@@ -228,7 +228,8 @@ HEAL_RECIPES: dict[str, HealConfig] = {
 }
 HEAL_RECIPE_USES: dict[str, str] = {
     "full": "the `heal` command's default: a GPU (`accelerate launch -m helpers heal ... --bf16`), every layer",
-    "cpu-suite": "a laptop CPU: the benchmark suite's recipe; 29 min for a 0.5B draft on 2 AMX Xeon cores (~22 s a step)",
+    "cpu-suite": "a laptop CPU: the benchmark suite's recipe; for a 0.5B draft 29 min on 2 AMX Xeon cores (~22 s a "
+                 "step), over an hour on 2 EPYC cores (~50 s a step on shorter answers)",
     "tiny": "the tiny pair (CI, notebook 05 on `tiny`)",
     "notebook-real": "notebook 05 at tutorial scale (2,000 answers): estimated a day on a CPU laptop, 1-2 h on one GPU",
 }

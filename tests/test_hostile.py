@@ -277,7 +277,7 @@ def test_heal_skips_a_torn_newest_checkpoint_and_says_which_it_resumed(tmp_path,
     assert f"resumed from {checkpoints / 'checkpoint-2'} (step 2" in said and (out / "model.safetensors").is_file()
 
 
-@pytest.mark.parametrize("damaged", ["model.safetensors", "optimizer.pt"])
+@pytest.mark.parametrize("damaged", ["model.safetensors", "optimizer.pt", "rng_state.pth", "config.json"])
 def test_heal_skips_a_checkpoint_whose_files_were_cut_short(tmp_path, tiny_models, capsys, damaged):
     """Every file present (the state file too), one of them shorter than it says: a full disk or a cut copy."""
     from helpers.distill import newest_complete_checkpoint
@@ -285,6 +285,7 @@ def test_heal_skips_a_checkpoint_whose_files_were_cut_short(tmp_path, tiny_model
     args, out, checkpoints = _heal_stopped_at_step_4(tmp_path, tiny_models)
     assert newest_complete_checkpoint(checkpoints) == checkpoints / "checkpoint-4"
     cut = checkpoints / "checkpoint-4" / damaged
+    assert cut.is_file()
     cut.write_bytes(cut.read_bytes()[: cut.stat().st_size // 2])  # the header survives, the data does not
     assert newest_complete_checkpoint(checkpoints) == checkpoints / "checkpoint-2"
     capsys.readouterr()
@@ -504,8 +505,8 @@ def test_a_path_through_a_file_is_one_line(tmp_path, capsys):
     assert "Traceback" not in err and "error: a file stands where a folder was expected" in err
 
 
-def _safetensors_header(header: dict) -> str:
-    text = json.dumps(header)
+def _safetensors_header(header: dict | str) -> str:
+    text = header if isinstance(header, str) else json.dumps(header)
     return len(text).to_bytes(8, "little").decode("latin-1") + text
 
 
@@ -519,6 +520,11 @@ def _safetensors_header(header: dict) -> str:
     ({"config.json": '{"model_type": "qwen3"}',  # a whole header, half the tensor bytes it promises
       "model.safetensors": _safetensors_header({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}) + "\0" * 8},
      "truncated safetensors data"),
+    ({"config.json": '{"model_type": "qwen3"}',  # offsets that are not byte counts
+      "model.safetensors": _safetensors_header({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 1e400]}})},
+     "not JSON describing tensors"),
+    ({"config.json": '{"model_type": "qwen3"}', "model.safetensors": _safetensors_header("[" * 5000 + "]" * 5000)},
+     "header is not JSON"),  # nested deeper than Python's recursion limit
 ])
 @pytest.mark.parametrize("command", [["prune", "--source"], ["convert", "--output", "out", "--source"],
                                      ["heal", "--data", "d.jsonl", "--draft"]])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -217,10 +218,14 @@ def test_healing_options_override_single_fields_of_the_recipe():
                        "--heal-neighbour-layers", "0", "--heal-bf16")
     assert (every_layer.steps, every_layer.learning_rate, every_layer.warmup_steps, every_layer.neighbour_layers,
             every_layer.bf16, every_layer.save_steps) == (80, 5e-5, 8, 0, True, 26)
-    assert heal("--heal-steps", "80").warmup_steps == recipe.warmup_steps  # a tenth of 80 is more than the recipe's
-    # the committed 120-prompt steps were healed by the earlier recipe: 48 steps, checkpoints every 8
+    sixty = heal("--heal-steps", "60")  # a changed step count moves the checkpoints (a third) and caps the warm-up
+    assert (sixty.save_steps, sixty.warmup_steps) == (20, recipe.warmup_steps)  # a tenth of 60 is more than the recipe's
+    # the committed 120-prompt steps were healed by the earlier recipe (48 steps, checkpoints every 8): these options
+    # give exactly the settings their result files record, so the README's command for them still matches
     earlier = heal("--heal-steps", "48", "--heal-save-steps", "8")
-    assert (earlier.steps, earlier.warmup_steps, earlier.save_steps) == (48, 3, 8)
+    committed = json.loads((Path(__file__).parent.parent / "benchmarks/results/qwen2.5-coder-1.5b-offline/"
+                            "pruned-drafts.json").read_text())["settings"]["suite"]["signature"]["healing_plan"]["heal"]
+    assert asdict(earlier) == committed
 
 
 def test_the_warm_agent_step_serves_another_task_first_and_says_so(tmp_path):

@@ -117,7 +117,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--method", choices=["angular", "deepest"], default="angular",
                    help="choose the block by angular distance, or drop the deepest layers before the last (baseline)")
     p.add_argument("--calibration", default="builtin",
-                   help="calibration prompts: 'builtin', 'stdlib', a JSONL file, or a Hugging Face dataset id")
+                   help="calibration prompts: 'builtin', 'stdlib', 'builtin+stdlib', a JSONL file, or a Hugging Face "
+                        "dataset id")
     p.add_argument("--samples", type=positive_int, default=DISTILL.calibration_texts, help="number of calibration prompts")
     p.add_argument("--tokens", choices=TOKEN_MODES, default="last", help="last token (the paper) or all real tokens")
     p.add_argument("--max-length", type=positive_int, default=256, help="tokens per calibration prompt")
