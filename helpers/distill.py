@@ -546,8 +546,8 @@ def _checkpoint_is_whole(folder: Path) -> bool:
     weights = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("pytorch_model.bin"))
     torch_files = [*(folder / name for name in CHECKPOINT_FILES if name.endswith(".pt")), *folder.glob("rng_state*.pth"),
                    *(w for w in weights if w.suffix == ".bin")]
-    return (bool(weights) and all((folder / name).is_file() for name in CHECKPOINT_FILES)
-            and all(weight_file_problem(path) is None for path in weights)
+    # a missing file fails the checks below too: is_zipfile and read_json are False / None for it
+    return (bool(weights) and all(weight_file_problem(path) is None for path in weights)
             # torch.save writes a zip archive, whose directory is at the end: a cut file has none
             and all(zipfile.is_zipfile(path) for path in torch_files)
             and all(read_json(folder / name) is not None for name in ("trainer_state.json", "config.json")))
